@@ -1,0 +1,1 @@
+"""PyTorch checkpoints -> jaxmani params files. torch is imported lazily, only in this package."""

@@ -1,0 +1,73 @@
+"""Turns a PyTorch state dict into the flax variables of one jaxmani network, strictly."""
+
+import os
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import traverse_util
+
+from jaxmani import params_io
+from jaxmani.convert import rules, torch_io
+from jaxmani.errors import UserError
+from jaxmani.models import registry
+
+
+def to_flax_layout(tensor: np.ndarray, leaf: str, target_shape: tuple[int, ...]) -> np.ndarray:
+    """Transposes a PyTorch tensor into flax layout (OIHW -> HWIO, (out, in) -> (in, out)).
+
+    A 1x1 convolution becomes a Dense kernel when the flax module is a Dense; embeddings keep
+    PyTorch's (vocabulary, width) layout.
+    """
+    if tensor.ndim == 4:
+        tensor = tensor.transpose(2, 3, 1, 0)
+        if len(target_shape) == 2 and tensor.shape[:2] == (1, 1):
+            tensor = tensor.reshape(tensor.shape[2:])
+    elif tensor.ndim == 2 and leaf != "embedding":
+        tensor = tensor.T
+    return tensor
+
+
+def convert_state_dict(
+    network: str, state_dict: dict[str, np.ndarray], config: ml_collections.ConfigDict, label: str
+) -> dict[str, Any]:
+    """Maps every tensor of `state_dict` onto network `network`; errors name any mismatch."""
+    expected = traverse_util.flatten_dict(dict(registry.abstract_variables(network, config)))
+    flat: dict[tuple[str, ...], np.ndarray] = {}
+    unexpected = []
+    for key, tensor in state_dict.items():
+        if rules.is_ignored(network, key):
+            continue
+        collection, path = rules.flax_path(network, key, tensor.ndim)
+        target = expected.get((collection, *path))
+        if target is None:
+            unexpected.append(key)
+            continue
+        flat[(collection, *path)] = to_flax_layout(tensor, path[-1], tuple(target.shape)).astype(
+            target.dtype
+        )
+    variables = traverse_util.unflatten_dict(flat)
+    if unexpected:
+        missing = sorted("/".join(k) for k in expected.keys() - flat.keys())
+        raise UserError(
+            f"{label}: does not fit network {network!r}; unexpected ({len(unexpected)}): "
+            f"{params_io.summarize(unexpected)}; missing ({len(missing)}): "
+            f"{params_io.summarize(missing)}"
+        )
+    params_io.check_variables(label, variables, traverse_util.unflatten_dict(expected))
+    return variables
+
+
+def convert_file(
+    network: str, src: str, dst: str, config: ml_collections.ConfigDict, key: str = ""
+) -> dict[str, Any]:
+    """Converts the PyTorch file `src` into the params file `dst` and returns the variables."""
+    registry.check_network_name(network)
+    if os.path.abspath(src) == os.path.abspath(dst):
+        raise UserError(f"{dst}: the destination must differ from the source")
+    state_dict = torch_io.read_state_dict(src, key)
+    variables = convert_state_dict(network, state_dict, config, label=src)
+    params_io.save_variables(dst, network, variables, source=os.path.basename(src))
+    logging.info("%s: %d tensors -> %s", src, len(state_dict), dst)
+    return variables

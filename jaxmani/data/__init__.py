@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders), the caption vocabulary and the input pipeline."""

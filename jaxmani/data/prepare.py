@@ -1,0 +1,75 @@
+"""Builds the registered TFDS datasets offline (array_record) and reads their vocabulary back."""
+
+import importlib
+import os
+from collections.abc import Mapping
+
+import tensorflow_datasets as tfds
+
+from jaxmani.data.text import Vocabulary
+
+DATASET_MODULES: dict[str, str] = {
+    "toy_birds": "jaxmani.data.toy_birds",
+    "cub_birds": "jaxmani.data.cub_birds",
+}
+FILE_FORMAT = "array_record"
+
+
+def builder_class(name: str) -> type[tfds.core.DatasetBuilder]:
+    """Imports the module registered for dataset `name` and returns its TFDS builder class."""
+    if name not in DATASET_MODULES:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {sorted(DATASET_MODULES)}")
+    importlib.import_module(DATASET_MODULES[name])
+    return tfds.builder_cls(name)
+
+
+def make_builder(
+    name: str, data_dir: str, builder_config: str | None = None, **kwargs
+) -> tfds.core.DatasetBuilder:
+    """Instantiates the builder of `name` in `data_dir`, checking the config name first.
+
+    `builder_config=None` selects the builder's default config; extra keyword arguments go to the
+    builder's constructor.
+    """
+    cls = builder_class(name)
+    configs = [config.name for config in cls.BUILDER_CONFIGS]
+    if builder_config is not None and builder_config not in configs:
+        raise ValueError(
+            f"unknown config {builder_config!r} for dataset {name!r}; known configs: {configs}"
+        )
+    return cls(data_dir=data_dir, config=builder_config, **kwargs)
+
+
+def prepare_dataset(
+    name: str,
+    data_dir: str,
+    builder_config: str | None = None,
+    manual_dir: str | None = None,
+    num_examples: dict[str, int] | None = None,
+) -> str:
+    """Builds dataset `name` into `data_dir` without downloading anything; returns its directory.
+
+    TFDS writes into a temporary `incomplete.*` directory and renames it only when every split is
+    written, so a build that fails (or is killed) never leaves a directory TFDS would read; an
+    already complete dataset is reused as is. `num_examples` (split -> count, e.g. for tests) is
+    passed to builders that accept it; `manual_dir` holds the inputs of manual datasets.
+    """
+    extra: Mapping[str, object] = {} if num_examples is None else {"num_examples": num_examples}
+    builder = make_builder(name, data_dir, builder_config, **extra)
+    tfds.display_progress_bar(True)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
+    builder.download_and_prepare(file_format=FILE_FORMAT, download_config=download_config)
+    return os.fspath(builder.data_dir)
+
+
+def load_vocabulary(name: str, data_dir: str, builder_config: str | None = None) -> Vocabulary:
+    """Reads the vocabulary a prepared dataset stores in its DatasetInfo metadata."""
+    builder = make_builder(name, data_dir, builder_config)
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"dataset {name!r} is not prepared in {data_dir!r}; run `jaxmani prepare` first"
+        )
+    metadata = builder.info.metadata or {}
+    if "vocabulary" not in metadata:
+        raise KeyError(f"dataset {name!r} in {builder.data_dir} stores no vocabulary metadata")
+    return Vocabulary(tuple(metadata["vocabulary"]))

@@ -1,0 +1,1 @@
+"""Flax linen modules (NHWC). Models never import optax, orbax, grain or tfds."""

@@ -1,0 +1,132 @@
+"""Builds every network from a config, with example inputs for initialisation and benchmarks."""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import linen as nn
+
+from jaxmani.errors import UserError
+from jaxmani.models.discriminator import Discriminator
+from jaxmani.models.generator import Generator
+from jaxmani.models.image_encoder import ImageEncoder
+from jaxmani.models.inception import InceptionV3
+from jaxmani.models.text_encoder import TextEncoder
+from jaxmani.models.vgg import VGG16Features
+
+REGION_SIZE = 17  # Side of the DAMSM region-feature grid (Inception Mixed_6e at 299x299).
+VGG_CHANNELS = 128  # Channels of VGG16 relu2_2.
+INCEPTION_SIZE = 299  # Input side of every Inception-v3.
+GENERATOR_SIZE = 256  # The only image side the generator architecture produces.
+
+# Networks counted by `jaxmani info`, in its order.
+GAN_NETWORKS = ("generator", "discriminator", "text_encoder", "image_encoder", "vgg")
+# Every network `jaxmani convert` can produce.
+NETWORKS = (*GAN_NETWORKS, "inception", "fid_inception")
+
+
+def create_network(name: str, config: ml_collections.ConfigDict) -> nn.Module:
+    """Returns the linen module `name` sized by `config`."""
+    check_network_name(name)
+    if config.data.image_size != GENERATOR_SIZE:
+        raise UserError(
+            f"config.data.image_size={config.data.image_size}: the networks are built for "
+            f"{GENERATOR_SIZE}x{GENERATOR_SIZE} images"
+        )
+    model, compat = config.model, config.compat
+    if name == "generator":
+        return Generator(
+            gf_dim=model.gf_dim,
+            z_dim=model.z_dim,
+            condition_dim=model.condition_dim,
+            embedding_dim=model.embedding_dim,
+            r_num=model.r_num,
+            attention_mask_other_sample=compat.attention_mask_other_sample,
+            channel_attention_batch_padding=compat.channel_attention_batch_padding,
+            skip_init_bn_at_batch_one=compat.skip_init_bn_at_batch_one,
+            nearest_scale_index=compat.nearest_scale_index,
+            ca_noise_at_eval=compat.ca_noise_at_eval,
+        )
+    if name == "discriminator":
+        return Discriminator(
+            df_dim=model.df_dim,
+            embedding_dim=model.embedding_dim,
+            in_channels=4 if model.d_sharp_channel else 3,
+        )
+    if name == "text_encoder":
+        return TextEncoder(
+            vocab_size=model.vocab_size, word_dim=model.word_dim, hidden_dim=model.embedding_dim
+        )
+    if name == "image_encoder":
+        return ImageEncoder(embedding_dim=model.embedding_dim)
+    if name == "vgg":
+        return VGG16Features()
+    if name == "inception":
+        return InceptionV3(variant="torchvision", num_classes=1000)
+    return InceptionV3(variant="fid", num_classes=1008)
+
+
+def check_network_name(name: str) -> None:
+    """Raises a UserError naming the valid networks when `name` is not one of them."""
+    if name not in NETWORKS:
+        raise UserError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
+
+
+def example_inputs(
+    name: str, config: ml_collections.ConfigDict, batch_size: int
+) -> dict[str, jax.Array]:
+    """Returns zero-valued keyword inputs of the right shapes for network `name`."""
+    check_network_name(name)
+    model, size, b = config.model, config.data.image_size, batch_size
+    words = config.data.words_num
+    image = jnp.zeros((b, size, size, 3), jnp.float32)
+    if name == "generator":
+        return {
+            "z": jnp.zeros((b, model.z_dim)),
+            "sent_emb": jnp.zeros((b, model.embedding_dim)),
+            "words_emb": jnp.zeros((b, words, model.embedding_dim)),
+            "mask": jnp.zeros((b, words), bool),
+            "cnn_code": jnp.zeros((b, model.embedding_dim)),
+            "region_features": jnp.zeros((b, REGION_SIZE, REGION_SIZE, model.embedding_dim)),
+            "vgg_features": jnp.zeros((b, size // 2, size // 2, VGG_CHANNELS)),
+        }
+    if name == "discriminator":
+        channels = 4 if model.d_sharp_channel else 3
+        return {
+            "images": jnp.zeros((b, size, size, channels)),
+            "sent_emb": jnp.zeros((b, model.embedding_dim)),
+        }
+    if name == "text_encoder":
+        return {"tokens": jnp.ones((b, words), jnp.int32), "lengths": jnp.full((b,), words)}
+    if name in ("image_encoder", "vgg"):
+        return {"images": image}
+    return {"x": jnp.zeros((b, INCEPTION_SIZE, INCEPTION_SIZE, 3))}
+
+
+def apply_fn(name: str) -> Callable[..., Any] | None:
+    """Returns the `method` that runs network `name` fully (None means `__call__`)."""
+    return Discriminator.logits if name == "discriminator" else None
+
+
+def init_variables(
+    name: str, config: ml_collections.ConfigDict, rng: jax.Array, batch_size: int = 2
+) -> dict[str, Any]:
+    """Initialises network `name` on example inputs (eval mode; G gets a 'noise' stream)."""
+    module = create_network(name, config)
+    inputs = example_inputs(name, config, batch_size)
+    train_kw = {} if name in ("image_encoder", "vgg") else {"train": False}
+    if name == "generator":
+        inputs["ca_eps"] = jnp.zeros((batch_size, config.model.condition_dim))
+    return module.init({"params": rng}, **inputs, **train_kw, method=apply_fn(name))
+
+
+def abstract_variables(name: str, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Shapes and dtypes of network `name`'s variables, without allocating them."""
+    return jax.eval_shape(lambda rng: init_variables(name, config, rng), jax.random.key(0))
+
+
+def count_params(variables: dict[str, Any]) -> int:
+    """Number of trainable parameters (the 'params' collection only)."""
+    return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(variables.get("params", {})))

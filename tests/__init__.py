@@ -1,0 +1,1 @@
+"""jaxmani test suite."""

@@ -1,0 +1,1 @@
+"""Code that lives in the PyTorch world; never imported by jaxmani itself."""
