@@ -98,3 +98,19 @@ def random_variables(
 def to_numpy(tree: dict) -> dict:
     """Converts every leaf of a pytree to a float64 NumPy array."""
     return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf, np.float64), tree)
+
+
+def he_variables(abstract: dict, seed: int = 0) -> dict:
+    """Seeded variables of the given shapes: He-scaled kernels, BN statistics near identity."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = path[-1].key
+        if name == "kernel":
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            return rng.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape).astype(np.float32)
+        if name in ("scale", "var"):
+            return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
+        return rng.normal(0.0, 0.1, leaf.shape).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)

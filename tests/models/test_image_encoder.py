@@ -6,24 +6,9 @@ import numpy as np
 
 from jaxmani.models.image_encoder import ImageEncoder
 from jaxmani.models.layers import resize_bilinear
+from tests.models import reference as ref
 
 EMBED = 16
-
-
-def random_variables(abstract: dict, seed: int = 0) -> dict:
-    """Seeded variables of the given shapes: He-scaled kernels, BN statistics near identity."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name == "kernel":
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return rng.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape).astype(np.float32)
-        if name in ("scale", "var"):
-            return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
-        return rng.normal(0.0, 0.1, leaf.shape).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def test_encoder_outputs_resize_and_projections():
@@ -35,7 +20,7 @@ def test_encoder_outputs_resize_and_projections():
     assert "bias" not in abstract["params"]["emb_features"]
     assert abstract["params"]["emb_cnn_code"]["kernel"].shape == (2048, EMBED)
     assert abstract["params"]["emb_cnn_code"]["bias"].shape == (EMBED,)
-    variables = random_variables(abstract)
+    variables = ref.he_variables(abstract)
     images = jax.random.uniform(jax.random.key(1), (2, 256, 256, 3), minval=-1.0, maxval=1.0)
 
     def encode(variables, images):

@@ -9,6 +9,7 @@ import pytest
 from flax import linen as nn
 
 from jaxmani.models.inception import InceptionV3, pool_3x3, pool_kinds
+from tests.models import reference as ref
 
 STAGES = {
     "Conv2d_1a_3x3": (149, 32),
@@ -37,22 +38,6 @@ SMALL = 139  # the smallest input whose Mixed_7 maps are 3x3, so every pool kind
 def abstract_variables(model: nn.Module) -> dict:
     """Variable shapes of `model` (the same for any input size), without allocating them."""
     return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
-
-
-def random_variables(abstract: dict, seed: int = 0) -> dict:
-    """Seeded variables of the given shapes: He-scaled kernels, BN statistics near identity."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name == "kernel":
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return rng.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape).astype(np.float32)
-        if name in ("scale", "var"):
-            return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
-        return rng.normal(0.0, 0.1, leaf.shape).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def count_params(abstract: dict) -> int:
@@ -165,7 +150,7 @@ def pool_branch_io(variant: str, variables: dict, x: jax.Array) -> tuple[dict, d
 
 @pytest.mark.parametrize("variant", ["torchvision", "fid"])
 def test_pool_branches_follow_the_variant(variant):
-    variables = random_variables(abstract_variables(InceptionV3()))
+    variables = ref.he_variables(abstract_variables(InceptionV3()))
     x = jnp.asarray(np.random.default_rng(2).normal(size=(1, SMALL, SMALL, 3)), jnp.float32)
     out, recorded = pool_branch_io(variant, variables, x)
     expected = {"torchvision": ["avg_include_pad"] * 9, "fid": ["avg_exclude_pad"] * 8 + ["max"]}
