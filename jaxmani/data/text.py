@@ -1,7 +1,6 @@
 """Caption tokenisation and the word vocabulary, built the way the baseline builds them."""
 
 import dataclasses
-import json
 import re
 from collections.abc import Iterable, Sequence
 
@@ -51,12 +50,3 @@ class Vocabulary:
                 break
             words.append(self.words[i])
         return words
-
-    def to_json(self) -> str:
-        """Serialises the word list as JSON."""
-        return json.dumps(list(self.words))
-
-    @classmethod
-    def from_json(cls, text: str) -> "Vocabulary":
-        """Reads a word list written by `to_json`."""
-        return cls(tuple(json.loads(text)))

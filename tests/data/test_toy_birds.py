@@ -177,7 +177,6 @@ def test_vocabulary_round_trips_and_covers_every_caption(data_dir):
         for ex in read_split(data_dir, split):
             captions += [tokenize(c.decode()) for c in [*ex["captions"], ex["edit_caption"]]]
     assert vocabulary == Vocabulary.build(captions)
-    assert Vocabulary.from_json(vocabulary.to_json()) == vocabulary
     for tokens in captions:
         assert vocabulary.decode(vocabulary.encode(tokens)) == tokens
 
