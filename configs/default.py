@@ -18,6 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.data_dir = "data"  # Directory holding the TFDS datasets built by `jaxmani prepare`.
     config.data.image_size = 256  # Side of the square images fed to the networks (G outputs this).
     config.data.words_num = 18  # Caption length after padding/subsampling (TEXT.WORDS_NUM).
+    config.data.builder_config = ""  # TFDS builder config ("64"/"256" for toy_birds); "" = default.
+    config.data.workers = 0  # grain worker processes per host; 0 = decode in the main process.
+    config.data.threads = 2  # grain reader threads per process (each makes whole batches).
+    config.data.prefetch = 2  # Batches buffered ahead per process.
 
     config.model = ml_collections.ConfigDict()
     config.model.gf_dim = 32  # Generator base width (GAN.GF_DIM); init stage uses 16x this.

@@ -158,3 +158,25 @@ def format_rows(rows: list[Row]) -> list[str]:
             line += f"  jax/torch time {row.seconds / seconds[(row.name, 'torch')]:.2f}"
         lines.append(line)
     return lines
+
+
+def bench_input(config: ml_collections.ConfigDict, data_dir: str, num_batches: int) -> str:
+    """Times whole batches (decode, augment, tokenise, batch) of the train pipeline after a
+    warm-up of config.bench.warmup batches; prints and returns the images/s line."""
+    from jaxmani.data import pipeline
+
+    iterator = iter(pipeline.create_dataset(config, "train", data_dir=data_dir))
+    for _ in range(config.bench.warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        batch = next(iterator)
+    seconds = time.perf_counter() - start
+    iterator.close()
+    size, rows = config.data.image_size, len(batch["image"])
+    line = (
+        f"input: {num_batches * rows / seconds:.0f} images/s per host "
+        f"({size} x {size}, batch {rows}, {config.data.workers} workers)"
+    )
+    print(line)
+    return line

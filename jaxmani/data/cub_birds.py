@@ -28,20 +28,29 @@ caption with no known word is skipped; a box that sticks out of the image is cli
 counts are logged in one summary line at the end. TFDS writes into a temporary directory and renames
 it only when every split is complete, so a failed or interrupted build never looks like a finished
 dataset.
+
+Configs: `default` stores the features above. `fcn_mask` adds `mask`, the FCN-ResNet101 background
+mask of each stored crop (uint8 (H, W) at the crop's resolution, 1 = background, 0 = bird; see
+`jaxmani.masks.fcn`), computed at build time by onnxruntime from the ONNX graph whose path is the
+builder's `fcn_onnx` argument, in batches of `fcn_batch_size` crops, with a progress bar.
 """
 
 import dataclasses
+import itertools
+import os
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
+import tqdm
 from absl import logging
 from PIL import Image
 
 from jaxmani.data.safe_pickle import load_pickle
 from jaxmani.data.text import Vocabulary, tokenize
+from jaxmani.masks.fcn import EXPORT_COMMAND, FcnMasker
 
 CAPTIONS_PER_IMAGE = 10
 SPLITS = ("train", "test")
@@ -294,6 +303,24 @@ def get_vocabulary(info: tfds.core.DatasetInfo) -> Vocabulary:
     return Vocabulary(tuple(info.metadata["vocabulary"]))
 
 
+def add_fcn_masks(
+    examples: Iterable[tuple[str, dict[str, Any]]], masker: FcnMasker
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Adds the FCN background `mask` of each example's image, masking `batch_size` at a time."""
+    iterator = iter(examples)
+    while chunk := list(itertools.islice(iterator, masker.batch_size)):
+        masks = masker.background_masks([np.asarray(example["image"]) for _, example in chunk])
+        for (key, example), mask in zip(chunk, masks, strict=True):
+            yield key, {**example, "mask": mask}
+
+
+@dataclasses.dataclass(eq=False)
+class CubBirdsConfig(tfds.core.BuilderConfig):
+    """A cub_birds variant; `fcn_mask` adds the FCN-ResNet101 background mask feature."""
+
+    fcn_mask: bool = False
+
+
 class CubBirds(tfds.core.GeneratorBasedBuilder):
     """CUB-200-2011 bird crops with their captions, split and vocabulary as the baseline."""
 
@@ -301,17 +328,37 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Bird crops, captions and word ids from the baseline's data/birds."
     }
+    BUILDER_CONFIGS: ClassVar[list[CubBirdsConfig]] = [
+        CubBirdsConfig(name="default", description="Bird crops, captions, boxes."),
+        CubBirdsConfig(
+            name="fcn_mask",
+            description="As default, plus the FCN-ResNet101 background mask of each crop.",
+            fcn_mask=True,
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "default"
     MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_INSTRUCTIONS
 
-    def __init__(self, *, file_format: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        file_format: str | None = None,
+        fcn_onnx: str | os.PathLike | None = None,
+        fcn_batch_size: int = 8,
+        **kwargs: Any,
+    ):
+        """TFDS builder arguments; `fcn_onnx` (the FCN graph) is needed to build `fcn_mask`."""
         super().__init__(file_format=file_format or "array_record", **kwargs)
         self.report = BuildReport()
+        self.fcn_onnx = fcn_onnx
+        self.fcn_batch_size = fcn_batch_size
 
     def _info(self) -> tfds.core.DatasetInfo:
         """Features, and the vocabulary in the metadata."""
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
+                    **self._mask_features(),
                     "id": tfds.features.Text(doc="key <class folder>/<image stem>"),
                     "image": tfds.features.Image(
                         shape=(None, None, 3),
@@ -343,6 +390,30 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
+    def _mask_features(self) -> dict[str, tfds.features.FeatureConnector]:
+        """The `mask` feature of the fcn_mask config; nothing for the default config."""
+        if not self.builder_config.fcn_mask:
+            return {}
+        return {
+            "mask": tfds.features.Tensor(
+                shape=(None, None),
+                dtype=np.uint8,
+                encoding="zlib",
+                doc="FCN-ResNet101 background mask of the crop, 1 = background, 0 = bird",
+            )
+        }
+
+    def _make_masker(self) -> FcnMasker | None:
+        """The FCN masker of the fcn_mask config (None otherwise); needs `fcn_onnx`."""
+        if not self.builder_config.fcn_mask:
+            return None
+        if self.fcn_onnx is None:
+            raise ValueError(
+                "cub_birds/fcn_mask needs the builder argument fcn_onnx, the FCN-ResNet101 ONNX "
+                f"graph made by `{EXPORT_COMMAND.format(path='fcn.onnx')}`"
+            )
+        return FcnMasker(self.fcn_onnx, batch_size=self.fcn_batch_size)
+
     def download_and_prepare(self, **kwargs: Any) -> None:
         """Builds the dataset as `tfds.core.DatasetBuilder` does, then logs what was skipped."""
         self.report = BuildReport()
@@ -352,6 +423,7 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         """Reads and checks all metadata, stores the vocabulary, returns one generator a split."""
+        masker = self._make_masker()
         manual_dir = pathlib.Path(dl_manager.manual_dir)
         check_layout(manual_dir)
         keys = {split: read_keys(manual_dir / split / "filenames.pickle") for split in SPLITS}
@@ -370,6 +442,7 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
                 vocabulary,
                 bboxes,
                 images,
+                masker,
             )
             for split in SPLITS
         }
@@ -432,14 +505,23 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
         vocabulary: Vocabulary,
         bboxes: dict[str, tuple[int, int, int, int]],
         images: pathlib.Path,
+        masker: FcnMasker | None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yields one example per usable image of the split, in filenames order."""
         self.report.written[split] = 0
-        for key, class_id, captions in zip(data.keys, data.class_ids, data.captions, strict=True):
-            example = self._make_example(key, class_id, captions, vocabulary, bboxes, images)
-            if example is not None:
-                self.report.written[split] += 1
-                yield key, example
+        rows = zip(data.keys, data.class_ids, data.captions, strict=True)
+        if masker is not None:
+            rows = tqdm.tqdm(rows, total=len(data.keys), desc=f"cub_birds {split} FCN masks")
+        examples = (
+            (key, self._make_example(key, class_id, captions, vocabulary, bboxes, images))
+            for key, class_id, captions in rows
+        )
+        examples = ((key, example) for key, example in examples if example is not None)
+        if masker is not None:
+            examples = add_fcn_masks(examples, masker)
+        for key, example in examples:
+            self.report.written[split] += 1
+            yield key, example
 
     def _make_example(
         self,

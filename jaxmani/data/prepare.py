@@ -2,17 +2,19 @@
 
 import importlib
 import os
-from collections.abc import Mapping
+import pathlib
 
 import tensorflow_datasets as tfds
 
 from jaxmani.data.text import Vocabulary
+from jaxmani.masks.fcn import EXPORT_COMMAND
 
 DATASET_MODULES: dict[str, str] = {
     "toy_birds": "jaxmani.data.toy_birds",
     "cub_birds": "jaxmani.data.cub_birds",
 }
 FILE_FORMAT = "array_record"
+FCN_MASK_CONFIG = "fcn_mask"
 
 
 def builder_class(name: str) -> type[tfds.core.DatasetBuilder]:
@@ -40,12 +42,32 @@ def make_builder(
     return cls(data_dir=data_dir, config=builder_config, **kwargs)
 
 
+def fcn_builder_config(name: str, builder_config: str | None, fcn_onnx: str) -> str:
+    """The config that stores FCN masks for dataset `name`; ValueError when it cannot be built."""
+    configs = [config.name for config in builder_class(name).BUILDER_CONFIGS]
+    if FCN_MASK_CONFIG not in configs:
+        raise ValueError(
+            f"dataset {name!r} does not support FCN masks (configs {configs}); drop fcn_onnx"
+        )
+    if builder_config not in (None, FCN_MASK_CONFIG):
+        raise ValueError(
+            f"fcn_onnx needs the {FCN_MASK_CONFIG!r} config of {name!r}, got {builder_config!r}"
+        )
+    if not pathlib.Path(fcn_onnx).is_file():
+        raise ValueError(
+            f"fcn_onnx: FCN ONNX graph {fcn_onnx} not found; export it with "
+            f"`{EXPORT_COMMAND.format(path=fcn_onnx)}`"
+        )
+    return FCN_MASK_CONFIG
+
+
 def prepare_dataset(
     name: str,
     data_dir: str,
     builder_config: str | None = None,
     manual_dir: str | None = None,
     num_examples: dict[str, int] | None = None,
+    fcn_onnx: str | None = None,
 ) -> str:
     """Builds dataset `name` into `data_dir` without downloading anything; returns its directory.
 
@@ -53,8 +75,13 @@ def prepare_dataset(
     written, so a build that fails (or is killed) never leaves a directory TFDS would read; an
     already complete dataset is reused as is. `num_examples` (split -> count, e.g. for tests) is
     passed to builders that accept it; `manual_dir` holds the inputs of manual datasets.
+    `fcn_onnx` (the FCN-ResNet101 ONNX graph) selects the dataset's `fcn_mask` config, which
+    stores precomputed FCN background masks; datasets without that config refuse it.
     """
-    extra: Mapping[str, object] = {} if num_examples is None else {"num_examples": num_examples}
+    extra: dict[str, object] = {} if num_examples is None else {"num_examples": num_examples}
+    if fcn_onnx is not None:
+        builder_config = fcn_builder_config(name, builder_config, fcn_onnx)
+        extra["fcn_onnx"] = fcn_onnx
     builder = make_builder(name, data_dir, builder_config, **extra)
     tfds.display_progress_bar(True)
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)

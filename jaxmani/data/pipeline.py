@@ -1,0 +1,359 @@
+"""The grain input pipeline: a prepared TFDS dataset in, host-local numpy batches out.
+
+A batch is a dict of numpy arrays. B is the per-host batch (config.train.batch_size divided by the
+number of processes), S = config.data.image_size, T = config.data.words_num. This is the one place
+that documents the batch keys:
+
+- `image` (B, S, S, 3) float32 in [-1, 1]: the augmented real image, NHWC.
+- `caption` (B, T) int32: word ids of one of the image's captions, 0 = padding.
+- `caption_length` (B,) int32: number of non-padding ids in `caption` (1..T).
+- `wrong_caption` (B, T) int32, `wrong_caption_length` (B,) int32: the caption in the same slot of
+  an image of the split drawn uniformly (it may be the image itself), the mismatched text of the
+  discriminator loss.
+- `class_id` (B,) int32, `wrong_class_id` (B,) int32: class ids of the image and of the image the
+  wrong caption came from.
+- `mask` (B, S, S, 1) float32 in [0, 1], 1 = background: only for datasets with a `mask` feature
+  (toy_birds always, cub_birds in its FCN-mask config); it follows the image geometry exactly.
+- `edit_image` (B, S, S, 3) float32, `edit_caption` (B, T) int32, `edit_caption_length` (B,)
+  int32: only for toy_birds in evaluation pipelines (`train=False`): the ground-truth edit of the
+  image (same crop and flip) and the caption that asks for it.
+
+Per example (BASELINE_SPEC §2.2): the image is resized with PIL bilinear (Pillow's antialiasing, as
+torchvision's Resize on PIL images) so that its shorter side becomes L = int(S * 76 / 64), cropped
+at offsets x, y drawn uniformly from 0..L-S-1 (upstream's randint(0, 48) at S = 256), flipped
+horizontally with probability 0.5 and scaled to [-1, 1] as ToTensor + Normalize(0.5, 0.5). The
+mask is resized bilinearly as float with the same crop and flip. The caption slot is uniform over
+the 10 slots (taken modulo the number of captions an image has); a caption longer than T keeps T
+distinct random positions in their original order rather than its first T words. All randomness
+comes from grain's per-element generator, seeded from config.seed and the element's index in the
+repeated dataset: the same seed gives the same batches, every epoch gets a new shuffle and new
+augmentation, and the augmentation of an example does not depend on the number of hosts.
+
+Unlike upstream's prepare_data, batches are not sorted by caption length (jaxmani's text encoder
+takes unsorted lengths), so row i of every key belongs to the same example; the wrong captions are
+not re-sorted either.
+"""
+
+import dataclasses
+import io
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import flags
+from PIL import Image
+
+from jaxmani.data import prepare
+from jaxmani.data.cub_birds import unflatten_caption_ids
+from jaxmani.data.text import Vocabulary, tokenize
+from jaxmani.errors import UserError
+
+CAPTION_SLOTS = 10
+EDIT_FEATURES = ("edit_image", "edit_caption")
+CAPTION_FEATURES = ("captions", "caption_ids", "caption_lengths", "class_id")
+
+
+def load_size(image_size: int) -> int:
+    """Side the shorter image side is resized to before the random crop: int(S * 76 / 64)."""
+    return int(image_size * 76 / 64)
+
+
+def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) after torchvision's Resize(short_side) on a PIL image of this size."""
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
+def sample_crop(rng: np.random.Generator, image_size: int) -> tuple[int, int, bool]:
+    """Draws upstream's augmentation in its order: flip, then crop offsets x (left) and y (top)."""
+    flip = bool(rng.random() > 0.5)
+    limit = load_size(image_size) - image_size
+    x, y = (int(v) for v in rng.integers(0, limit, size=2))
+    return x, y, flip
+
+
+def transform_image(image: Image.Image, crop: tuple[int, int, bool], image_size: int) -> np.ndarray:
+    """Resizes the shorter side to load_size, crops S x S at (x, y), flips; keeps PIL's dtype."""
+    x, y, flip = crop
+    size = resized_shape(*image.size, load_size(image_size))
+    resized = image.resize(size, Image.Resampling.BILINEAR)
+    cropped = resized.crop((x, y, x + image_size, y + image_size))
+    return np.asarray(cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else cropped)
+
+
+def to_unit_range(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels to float32 in [-1, 1], computed as ToTensor then Normalize(0.5, 0.5)."""
+    values = pixels.astype(np.float32)
+    values /= np.float32(255)
+    values -= np.float32(0.5)
+    values /= np.float32(0.5)
+    return values
+
+
+def decode_rgb(data: bytes | np.ndarray) -> Image.Image:
+    """An RGB PIL image from encoded image bytes (or from an already decoded uint8 array)."""
+    image = Image.fromarray(data) if isinstance(data, np.ndarray) else Image.open(io.BytesIO(data))
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def transform_mask(mask: np.ndarray, crop: tuple[int, int, bool], image_size: int) -> np.ndarray:
+    """A 0/1 uint8 (H, W) mask through the image geometry as float (PIL mode F): (S, S, 1)."""
+    image = Image.fromarray(np.asarray(mask, dtype=np.uint8)).convert("F")
+    return transform_image(image, crop, image_size)[..., None]
+
+
+def example_captions(example: Mapping[str, Any], vocabulary: Vocabulary | None) -> list[np.ndarray]:
+    """Every caption of a dataset example as word ids.
+
+    cub_birds stores ids (`caption_ids` concatenated, split by `caption_lengths`); toy_birds stores
+    text (`captions`), tokenised and encoded with `vocabulary`.
+    """
+    if "caption_ids" in example:
+        return unflatten_caption_ids(example["caption_ids"], example["caption_lengths"])
+    if vocabulary is None:
+        raise ValueError("an example with text captions needs a vocabulary")
+    return [encode_text(text, vocabulary) for text in example["captions"]]
+
+
+def encode_text(text: bytes, vocabulary: Vocabulary) -> np.ndarray:
+    """Word ids of one UTF-8 caption, tokenised as the dataset builders tokenise."""
+    return np.asarray(vocabulary.encode(tokenize(text.decode())), dtype=np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionTable:
+    """The captions (word ids) and class ids of every example of a split, read once."""
+
+    ids: np.ndarray  # Every word id of the split, caption after caption (int32).
+    bounds: np.ndarray  # (M + 1,): caption c is ids[bounds[c] : bounds[c + 1]].
+    first: np.ndarray  # (N + 1,): example i owns captions first[i] .. first[i + 1] - 1.
+    class_ids: np.ndarray  # (N,) int32.
+
+    def __len__(self) -> int:
+        return len(self.class_ids)
+
+    def caption(self, index: int, slot: int) -> np.ndarray:
+        """Word ids of caption `slot` (modulo its caption count) of example `index`."""
+        start, stop = self.first[index], self.first[index + 1]
+        caption = start + slot % (stop - start)
+        return self.ids[self.bounds[caption] : self.bounds[caption + 1]]
+
+
+def build_caption_table(
+    examples: Iterable[Mapping[str, Any]], vocabulary: Vocabulary | None
+) -> CaptionTable:
+    """Collects the captions and class ids of `examples` (a split, in order)."""
+    captions, counts, class_ids = [], [], []
+    for example in examples:
+        own = example_captions(example, vocabulary)
+        captions += own
+        counts.append(len(own))
+        class_ids.append(example["class_id"])
+    lengths = [len(ids) for ids in captions]
+    return CaptionTable(
+        ids=np.concatenate([np.zeros((0,), np.int32), *captions]).astype(np.int32),
+        bounds=np.cumsum([0, *lengths]),
+        first=np.cumsum([0, *counts]),
+        class_ids=np.asarray(class_ids, dtype=np.int32),
+    )
+
+
+def fit_caption(
+    ids: np.ndarray, words_num: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.int32]:
+    """Upstream's get_caption: zero-pads to words_num, or keeps words_num random distinct
+    positions in order when longer; returns (ids (words_num,) int32, length)."""
+    caption = np.zeros((words_num,), np.int32)
+    if len(ids) > words_num:
+        ids = ids[np.sort(rng.choice(len(ids), words_num, replace=False))]
+    caption[: len(ids)] = ids
+    return caption, np.int32(len(ids))
+
+
+def preprocess_example(
+    example: Mapping[str, Any],
+    rng: np.random.Generator,
+    *,
+    index: int,
+    captions: CaptionTable,
+    config: ml_collections.ConfigDict,
+    vocabulary: Vocabulary | None = None,
+    with_edit: bool = False,
+) -> dict[str, np.ndarray]:
+    """Example `index` of a split to one batch row (keys in the module docstring).
+
+    `example` holds `image` as encoded bytes or a uint8 array and, if the dataset has one, the
+    uint8 `mask`; the captions come from the split's `captions` table. With `with_edit`, it also
+    holds `edit_image` and the `edit_caption` text, encoded with `vocabulary`. Draw order: flip,
+    x, y, caption slot, caption positions, wrong index, wrong caption positions, edit positions.
+    """
+    size, words_num = config.data.image_size, config.data.words_num
+    crop = sample_crop(rng, size)
+    row = {"image": to_unit_range(transform_image(decode_rgb(example["image"]), crop, size))}
+    slot = int(rng.integers(CAPTION_SLOTS))
+    row["caption"], row["caption_length"] = fit_caption(
+        captions.caption(index, slot), words_num, rng
+    )
+    row["class_id"] = captions.class_ids[index]
+    wrong = int(rng.integers(len(captions)))
+    row["wrong_caption"], row["wrong_caption_length"] = fit_caption(
+        captions.caption(wrong, slot), words_num, rng
+    )
+    row["wrong_class_id"] = captions.class_ids[wrong]
+    if "mask" in example:
+        row["mask"] = transform_mask(example["mask"], crop, size)
+    if with_edit:
+        edit = transform_image(decode_rgb(example["edit_image"]), crop, size)
+        row["edit_image"] = to_unit_range(edit)
+        ids = encode_text(example["edit_caption"], vocabulary)
+        row["edit_caption"], row["edit_caption_length"] = fit_caption(ids, words_num, rng)
+    return row
+
+
+@dataclasses.dataclass(frozen=True)
+class _Preprocess:
+    """grain random map from an example index to its batch row (picklable for workers)."""
+
+    source: Sequence[Mapping[str, Any]]
+    captions: CaptionTable
+    config: ml_collections.ConfigDict
+    vocabulary: Vocabulary | None
+    with_edit: bool
+
+    def __call__(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return preprocess_example(
+            self.source[index],
+            rng,
+            index=index,
+            captions=self.captions,
+            config=self.config,
+            vocabulary=self.vocabulary,
+            with_edit=self.with_edit,
+        )
+
+
+def load_builder(
+    config: ml_collections.ConfigDict, data_dir: str | None = None
+) -> tfds.core.DatasetBuilder:
+    """The prepared builder of config.data.name (and builder_config) in data_dir.
+
+    Raises a UserError naming the `jaxmani prepare` command when the dataset is not built.
+    """
+    name, data_dir = config.data.name, data_dir or config.data.data_dir
+    builder_config = config.data.builder_config or None
+    builder = prepare.make_builder(name, data_dir, builder_config)
+    if not builder.is_prepared():
+        config_flag = f" --builder_config={builder_config}" if builder_config else ""
+        raise UserError(
+            f"dataset {name!r} is not prepared in {data_dir!r}; build it with "
+            f"`jaxmani prepare --dataset={name} --data_dir={data_dir}{config_flag}`"
+        )
+    return builder
+
+
+def open_split(
+    builder: tfds.core.DatasetBuilder, split: str, decoded: Collection[str]
+) -> Sequence[Mapping[str, Any]]:
+    """Random access to a split; features outside `decoded` stay serialized (images: bytes)."""
+    skipped = {
+        key: tfds.decode.SkipDecoding()
+        for key, feature in builder.info.features.items()
+        if key not in decoded and not isinstance(feature, tfds.features.Sequence)
+    }
+    return builder.as_data_source(split, decoders=skipped)
+
+
+def builder_vocabulary(builder: tfds.core.DatasetBuilder) -> Vocabulary | None:
+    """The vocabulary of a dataset with text captions; None when it stores word ids."""
+    if "caption_ids" in builder.info.features:
+        return None
+    return Vocabulary(tuple(builder.info.metadata["vocabulary"]))
+
+
+def shard_for_host(
+    ds: grain.MapDataset, process_index: int, process_count: int, *, infinite: bool
+) -> grain.MapDataset:
+    """Every process_count-th element from process_index; a finite dataset is first cut to a
+    multiple of process_count so that every host gets as many elements."""
+    if not infinite:
+        ds = ds[: len(ds) - len(ds) % process_count]
+    return ds[process_index::process_count]
+
+
+def create_host_dataset(
+    config: ml_collections.ConfigDict,
+    split: str,
+    *,
+    process_index: int,
+    process_count: int,
+    data_dir: str | None = None,
+    train: bool = True,
+) -> grain.IterDataset:
+    """`create_dataset` for an explicit host (process_index of process_count).
+
+    Elements are keyed by their index in the source before shuffling, so a host's shard of the
+    global (shuffled, repeated) stream has exactly the augmentation a single host would give it.
+    """
+    if config.train.batch_size % process_count:
+        raise UserError(
+            f"config.train.batch_size={config.train.batch_size} is not divisible by the "
+            f"{process_count} processes"
+        )
+    builder = load_builder(config, data_dir)
+    vocabulary = builder_vocabulary(builder)
+    captions = open_split(builder, split, CAPTION_FEATURES)
+    preprocess = _Preprocess(
+        source=open_split(builder, split, ("mask", "edit_caption")),
+        captions=build_caption_table((captions[i] for i in range(len(captions))), vocabulary),
+        config=config,
+        vocabulary=vocabulary,
+        with_edit=not train and all(key in builder.info.features for key in EDIT_FEATURES),
+    )
+    ds = grain.MapDataset.range(len(captions)).seed(config.seed).random_map(preprocess)
+    if train:
+        ds = ds.shuffle().repeat()
+    ds = shard_for_host(ds, process_index, process_count, infinite=train)
+    ds = ds.batch(config.train.batch_size // process_count, drop_remainder=True)
+    read_options = grain.ReadOptions(
+        num_threads=config.data.threads, prefetch_buffer_size=config.data.prefetch
+    )
+    if config.data.workers and not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # grain workers read absl flags; outside an absl app.
+    workers = grain.MultiprocessingOptions(
+        num_workers=config.data.workers, per_worker_buffer_size=config.data.prefetch
+    )
+    return ds.to_iter_dataset(read_options).mp_prefetch(workers)
+
+
+def create_dataset(
+    config: ml_collections.ConfigDict,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    train: bool = True,
+) -> grain.IterDataset:
+    """This host's batches of `split`: shuffled and repeated forever when `train`, else one pass
+    in order; per-host batch config.train.batch_size // jax.process_count(), remainder dropped."""
+    return create_host_dataset(
+        config,
+        split,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        data_dir=data_dir,
+        train=train,
+    )
+
+
+def to_global_batch(
+    batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh
+) -> dict[str, jax.Array]:
+    """Host-local numpy batch to global arrays sharded along the batch over the ('data',) mesh."""
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    return {
+        key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()
+    }
