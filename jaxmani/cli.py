@@ -35,6 +35,9 @@ _DATA_DIR = flags.DEFINE_string(
 _BUILDER_CONFIG = flags.DEFINE_string(
     "builder_config", None, "prepare: builder config, e.g. 64 or 256."
 )
+_FCN_ONNX = flags.DEFINE_string(
+    "fcn_onnx", None, "prepare: FCN-ResNet101 ONNX file; stores its background masks (cub_birds)."
+)
 _MANUAL_DIR = flags.DEFINE_string(
     "manual_dir", None, "prepare: cub_birds input directory (BASELINE layout)."
 )
@@ -101,7 +104,11 @@ def command_prepare(args: Sequence[str]) -> None:
     data_dir = _DATA_DIR.value or load_config().data.data_dir
     try:
         path = prepare.prepare_dataset(
-            require(_DATASET, "prepare"), data_dir, _BUILDER_CONFIG.value, _MANUAL_DIR.value
+            require(_DATASET, "prepare"),
+            data_dir,
+            _BUILDER_CONFIG.value,
+            _MANUAL_DIR.value,
+            fcn_onnx=_FCN_ONNX.value,
         )
     except (ValueError, FileNotFoundError) as e:
         raise UserError(one_line(e)) from e

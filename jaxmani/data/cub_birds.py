@@ -39,6 +39,7 @@ import dataclasses
 import itertools
 import os
 import pathlib
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -415,9 +416,21 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
         return FcnMasker(self.fcn_onnx, batch_size=self.fcn_batch_size)
 
     def download_and_prepare(self, **kwargs: Any) -> None:
-        """Builds the dataset as `tfds.core.DatasetBuilder` does, then logs what was skipped."""
+        """Builds the dataset as `tfds.core.DatasetBuilder` does, then logs what was skipped.
+
+        TFDS writes `cub_birds/.config/metadata.json` (the default config's name) before it
+        generates anything; a build that fails removes it again when it did not exist before, so
+        a failed build leaves no file behind.
+        """
         self.report = BuildReport()
-        super().download_and_prepare(**kwargs)
+        config_dir = pathlib.Path(self.data_path).parent.parent / ".config"
+        had_config_dir = config_dir.exists()
+        try:
+            super().download_and_prepare(**kwargs)
+        except BaseException:
+            if not had_config_dir:
+                shutil.rmtree(config_dir, ignore_errors=True)
+            raise
         if self.report.written:
             logging.info("%s", self.report.summary())
 

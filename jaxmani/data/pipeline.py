@@ -29,6 +29,9 @@ comes from grain's per-element generator, seeded from config.seed and the elemen
 repeated dataset: the same seed gives the same batches, every epoch gets a new shuffle and new
 augmentation, and the augmentation of an example does not depend on the number of hosts.
 
+Rows keep uint8 pixels and are stacked by grain (in shared memory when config.data.workers > 0);
+`normalize_batch` then scales whole batches in the consuming process.
+
 Unlike upstream's prepare_data, batches are not sorted by caption length (jaxmani's text encoder
 takes unsorted lengths), so row i of every key belongs to the same example; the wrong captions are
 not re-sorted either.
@@ -54,6 +57,7 @@ from jaxmani.errors import UserError
 
 CAPTION_SLOTS = 10
 EDIT_FEATURES = ("edit_image", "edit_caption")
+IMAGE_KEYS = ("image", "edit_image")
 CAPTION_FEATURES = ("captions", "caption_ids", "caption_lengths", "class_id")
 
 
@@ -93,6 +97,13 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
     values -= np.float32(0.5)
     values /= np.float32(0.5)
     return values
+
+
+def normalize_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Stacked rows to the documented batch: uint8 images (IMAGE_KEYS) become [-1, 1] float32."""
+    return {
+        key: to_unit_range(value) if key in IMAGE_KEYS else value for key, value in batch.items()
+    }
 
 
 def decode_rgb(data: bytes | np.ndarray) -> Image.Image:
@@ -185,7 +196,8 @@ def preprocess_example(
     vocabulary: Vocabulary | None = None,
     with_edit: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Example `index` of a split to one batch row (keys in the module docstring).
+    """Example `index` of a split to one batch row: the keys in the module docstring, except that
+    the images are still uint8 pixels (`normalize_batch` converts whole batches, which is faster).
 
     `example` holds `image` as encoded bytes or a uint8 array and, if the dataset has one, the
     uint8 `mask`; the captions come from the split's `captions` table. With `with_edit`, it also
@@ -194,7 +206,7 @@ def preprocess_example(
     """
     size, words_num = config.data.image_size, config.data.words_num
     crop = sample_crop(rng, size)
-    row = {"image": to_unit_range(transform_image(decode_rgb(example["image"]), crop, size))}
+    row = {"image": transform_image(decode_rgb(example["image"]), crop, size)}
     slot = int(rng.integers(CAPTION_SLOTS))
     row["caption"], row["caption_length"] = fit_caption(
         captions.caption(index, slot), words_num, rng
@@ -208,8 +220,7 @@ def preprocess_example(
     if "mask" in example:
         row["mask"] = transform_mask(example["mask"], crop, size)
     if with_edit:
-        edit = transform_image(decode_rgb(example["edit_image"]), crop, size)
-        row["edit_image"] = to_unit_range(edit)
+        row["edit_image"] = transform_image(decode_rgb(example["edit_image"]), crop, size)
         ids = encode_text(example["edit_caption"], vocabulary)
         row["edit_caption"], row["edit_caption_length"] = fit_caption(ids, words_num, rng)
     return row
@@ -327,7 +338,7 @@ def create_host_dataset(
     workers = grain.MultiprocessingOptions(
         num_workers=config.data.workers, per_worker_buffer_size=config.data.prefetch
     )
-    return ds.to_iter_dataset(read_options).mp_prefetch(workers)
+    return ds.to_iter_dataset(read_options).mp_prefetch(workers).map(normalize_batch)
 
 
 def create_dataset(

@@ -47,7 +47,8 @@ def cub_dir(tmp_path_factory) -> str:
     """A cub_birds build of the fake data/birds layout (8 train, 4 test images)."""
     root = tmp_path_factory.mktemp("cub")
     fake = fake_cub.make_fake_cub(root / "birds")
-    return prepare.prepare_dataset("cub_birds", str(root / "tfds"), manual_dir=str(fake.root))
+    prepare.prepare_dataset("cub_birds", str(root / "tfds"), manual_dir=str(fake.root))
+    return str(root / "tfds")
 
 
 def make_config(name: str = "toy_birds", size: int = 64, words: int = 6, batch: int = 4):
@@ -189,7 +190,9 @@ def test_image_transform_equals_pil_reference_for_the_drawn_crop(seed):
         config=config,
     )
     x, y, flip = upstream_draws(seed, 32)
-    np.testing.assert_array_equal(row["image"], reference_image(pixels, 32, x, y, flip))
+    assert row["image"].dtype == np.uint8
+    image = pipeline.normalize_batch({"image": row["image"][None]})["image"][0]
+    np.testing.assert_array_equal(image, reference_image(pixels, 32, x, y, flip))
 
 
 def test_crop_draws_cover_the_upstream_ranges():
@@ -218,7 +221,8 @@ def test_image_transform_matches_torchvision(toy_dir):
             captions=synthetic_table([1]),
             config=make_config(size=48),
         )
-        np.testing.assert_allclose(row["image"], expected, rtol=0, atol=1e-6)
+        image = pipeline.normalize_batch({"image": row["image"][None]})["image"][0]
+        np.testing.assert_allclose(image, expected, rtol=0, atol=1e-6)
 
 
 def test_mask_is_the_float_resize_with_the_image_crop(toy_dir):
