@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.data_dir = "data"  # Directory holding the TFDS datasets built by `jaxmani prepare`.
     config.data.image_size = 256  # Side of the square images fed to the networks (G outputs this).
     config.data.words_num = 18  # Caption length after padding/subsampling (TEXT.WORDS_NUM).
-    config.data.builder_config = ""  # TFDS builder config ("64"/"256" for toy_birds); "" = default.
+    config.data.builder_config = ""  # toy_birds "64"/"256", cub_birds "fcn_mask"; "" = default.
     config.data.workers = 0  # grain worker processes per host; 0 = decode in the main process.
     config.data.threads = 2  # grain reader threads per process (each makes whole batches).
     config.data.prefetch = 2  # Batches buffered ahead per process.
@@ -60,4 +60,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.bench = ml_collections.ConfigDict()
     config.bench.warmup = 2  # Untimed iterations before timing (compilation included there).
     config.bench.iters = 5  # Timed iterations; the median is reported.
+    config.bench.input_batches = 100  # Batches timed by `jaxmani bench input`.
     return config

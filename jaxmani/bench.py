@@ -162,7 +162,7 @@ def format_rows(rows: list[Row]) -> list[str]:
 
 def bench_input(config: ml_collections.ConfigDict, data_dir: str, num_batches: int) -> str:
     """Times whole batches (decode, augment, tokenise, batch) of the train pipeline after a
-    warm-up of config.bench.warmup batches; prints and returns the images/s line."""
+    warm-up of config.bench.warmup batches; returns the images/s line."""
     from jaxmani.data import pipeline
 
     iterator = iter(pipeline.create_dataset(config, "train", data_dir=data_dir))
@@ -178,5 +178,4 @@ def bench_input(config: ml_collections.ConfigDict, data_dir: str, num_batches: i
         f"input: {num_batches * rows / seconds:.0f} images/s per host "
         f"({size} x {size}, batch {rows}, {config.data.workers} workers)"
     )
-    print(line)
     return line

@@ -28,9 +28,9 @@ _KEY = flags.DEFINE_string(
     "key", "", "convert: dotted entry of a checkpoint that nests the state dict."
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "demo: directory for the demo's data and outputs.")
-_DATASET = flags.DEFINE_string("dataset", None, "prepare: toy_birds or cub_birds.")
+_DATASET = flags.DEFINE_string("dataset", None, "prepare, bench input: toy_birds or cub_birds.")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "prepare: TFDS directory (default config.data.data_dir)."
+    "data_dir", None, "prepare, bench input: TFDS directory (default config.data.data_dir)."
 )
 _BUILDER_CONFIG = flags.DEFINE_string(
     "builder_config", None, "prepare: builder config, e.g. 64 or 256."
@@ -88,13 +88,23 @@ def command_convert(args: Sequence[str]) -> None:
 
 
 def command_bench(args: Sequence[str]) -> None:
-    """Runs a benchmark: `jaxmani bench forward`."""
+    """Runs a benchmark: `jaxmani bench forward` or `jaxmani bench input`."""
     from jaxmani import bench
 
-    if list(args) != ["forward"]:
-        raise UserError("bench takes one of: forward")
-    for line in bench.format_rows(bench.bench_forward(load_config())):
-        print(line)
+    config = load_config()
+    if list(args) == ["forward"]:
+        for line in bench.format_rows(bench.bench_forward(config)):
+            print(line)
+    elif list(args) == ["input"]:
+        with config.unlocked():
+            config.data.name = _DATASET.value or config.data.name
+        print(
+            bench.bench_input(
+                config, _DATA_DIR.value or config.data.data_dir, config.bench.input_batches
+            )
+        )
+    else:
+        raise UserError("bench takes one of: forward, input")
 
 
 def command_prepare(args: Sequence[str]) -> None:

@@ -6,7 +6,7 @@ that documents the batch keys:
 
 - `image` (B, S, S, 3) float32 in [-1, 1]: the augmented real image, NHWC.
 - `caption` (B, T) int32: word ids of one of the image's captions, 0 = padding.
-- `caption_length` (B,) int32: number of non-padding ids in `caption` (1..T).
+- `caption_length` (B,) int32: number of non-padding ids in `caption` (at most T).
 - `wrong_caption` (B, T) int32, `wrong_caption_length` (B,) int32: the caption in the same slot of
   an image of the split drawn uniformly (it may be the image itself), the mismatched text of the
   discriminator loss.
@@ -61,12 +61,12 @@ IMAGE_KEYS = ("image", "edit_image")
 CAPTION_FEATURES = ("captions", "caption_ids", "caption_lengths", "class_id")
 
 
-def load_size(image_size: int) -> int:
+def compute_load_size(image_size: int) -> int:
     """Side the shorter image side is resized to before the random crop: int(S * 76 / 64)."""
     return int(image_size * 76 / 64)
 
 
-def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
+def compute_resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) after torchvision's Resize(short_side) on a PIL image of this size."""
     if width <= height:
         return short_side, int(short_side * height / width)
@@ -76,15 +76,15 @@ def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
 def sample_crop(rng: np.random.Generator, image_size: int) -> tuple[int, int, bool]:
     """Draws upstream's augmentation in its order: flip, then crop offsets x (left) and y (top)."""
     flip = bool(rng.random() > 0.5)
-    limit = load_size(image_size) - image_size
+    limit = compute_load_size(image_size) - image_size
     x, y = (int(v) for v in rng.integers(0, limit, size=2))
     return x, y, flip
 
 
 def transform_image(image: Image.Image, crop: tuple[int, int, bool], image_size: int) -> np.ndarray:
-    """Resizes the shorter side to load_size, crops S x S at (x, y), flips; keeps PIL's dtype."""
+    """Resizes the shorter side to int(S * 76 / 64), crops S x S at (x, y), flips (same dtype)."""
     x, y, flip = crop
-    size = resized_shape(*image.size, load_size(image_size))
+    size = compute_resized_shape(*image.size, compute_load_size(image_size))
     resized = image.resize(size, Image.Resampling.BILINEAR)
     cropped = resized.crop((x, y, x + image_size, y + image_size))
     return np.asarray(cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else cropped)
@@ -118,7 +118,7 @@ def transform_mask(mask: np.ndarray, crop: tuple[int, int, bool], image_size: in
     return transform_image(image, crop, image_size)[..., None]
 
 
-def example_captions(example: Mapping[str, Any], vocabulary: Vocabulary | None) -> list[np.ndarray]:
+def decode_captions(example: Mapping[str, Any], vocabulary: Vocabulary | None) -> list[np.ndarray]:
     """Every caption of a dataset example as word ids.
 
     cub_birds stores ids (`caption_ids` concatenated, split by `caption_lengths`); toy_birds stores
@@ -161,7 +161,7 @@ def build_caption_table(
     """Collects the captions and class ids of `examples` (a split, in order)."""
     captions, counts, class_ids = [], [], []
     for example in examples:
-        own = example_captions(example, vocabulary)
+        own = decode_captions(example, vocabulary)
         captions += own
         counts.append(len(own))
         class_ids.append(example["class_id"])
@@ -279,7 +279,7 @@ def open_split(
     return builder.as_data_source(split, decoders=skipped)
 
 
-def builder_vocabulary(builder: tfds.core.DatasetBuilder) -> Vocabulary | None:
+def read_vocabulary(builder: tfds.core.DatasetBuilder) -> Vocabulary | None:
     """The vocabulary of a dataset with text captions; None when it stores word ids."""
     if "caption_ids" in builder.info.features:
         return None
@@ -307,8 +307,10 @@ def create_host_dataset(
 ) -> grain.IterDataset:
     """`create_dataset` for an explicit host (process_index of process_count).
 
-    Elements are keyed by their index in the source before shuffling, so a host's shard of the
-    global (shuffled, repeated) stream has exactly the augmentation a single host would give it.
+    Reads every caption of the split once (a CaptionTable for the wrong captions). Elements are
+    keyed by their index in the source before shuffling, so a host's shard of the global
+    (shuffled, repeated) stream has exactly the augmentation a single host would give it. The
+    iterator state restores exactly under the same config.data.workers (its format depends on it).
     """
     if config.train.batch_size % process_count:
         raise UserError(
@@ -316,7 +318,7 @@ def create_host_dataset(
             f"{process_count} processes"
         )
     builder = load_builder(config, data_dir)
-    vocabulary = builder_vocabulary(builder)
+    vocabulary = read_vocabulary(builder)
     captions = open_split(builder, split, CAPTION_FEATURES)
     preprocess = _Preprocess(
         source=open_split(builder, split, ("mask", "edit_caption")),

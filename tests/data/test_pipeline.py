@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import tensorflow_datasets as tfds
 from PIL import Image, ImageOps
 
 from configs import default
+from jaxmani import bench
 from jaxmani.data import pipeline, prepare
 from jaxmani.data.cub_birds import unflatten_caption_ids
 from jaxmani.data.text import tokenize
@@ -416,3 +418,8 @@ def test_to_global_batch_shards_rows_over_eight_devices():
     )
     assert result.returncode == 0, result.stderr
     assert "global batch ok" in result.stdout
+
+
+def test_bench_input_reports_images_per_second(toy_dir):
+    line = bench.bench_input(make_config(), toy_dir, 3)
+    assert re.fullmatch(r"input: \d+ images/s per host \(64 x 64, batch 4, 0 workers\)", line)
