@@ -39,7 +39,6 @@ import dataclasses
 import itertools
 import os
 import pathlib
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -416,21 +415,9 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
         return FcnMasker(self.fcn_onnx, batch_size=self.fcn_batch_size)
 
     def download_and_prepare(self, **kwargs: Any) -> None:
-        """Builds the dataset as `tfds.core.DatasetBuilder` does, then logs what was skipped.
-
-        TFDS writes `cub_birds/.config/metadata.json` (the default config's name) before it
-        generates anything; a build that fails removes it again when it did not exist before, so
-        a failed build leaves no file behind.
-        """
+        """Builds the dataset as `tfds.core.DatasetBuilder` does, then logs what was skipped."""
         self.report = BuildReport()
-        config_dir = pathlib.Path(self.data_path).parent.parent / ".config"
-        had_config_dir = config_dir.exists()
-        try:
-            super().download_and_prepare(**kwargs)
-        except BaseException:
-            if not had_config_dir:
-                shutil.rmtree(config_dir, ignore_errors=True)
-            raise
+        super().download_and_prepare(**kwargs)
         if self.report.written:
             logging.info("%s", self.report.summary())
 

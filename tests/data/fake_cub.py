@@ -6,6 +6,7 @@ import pathlib
 import pickle
 
 import numpy as np
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxmani.data.text import END_TOKEN, tokenize
@@ -157,3 +158,12 @@ def make_fake_cub(root: pathlib.Path, *, captions_pickle: bool = True, seed: int
 def _dump(value: object, path: pathlib.Path) -> None:
     """Pickles with protocol 2, as the baseline's metadata files are."""
     path.write_bytes(pickle.dumps(value, protocol=2))
+
+
+def assert_nothing_written(data_dir: pathlib.Path) -> None:
+    """No dataset version directory and no file but TFDS's config-name record under `data_dir`."""
+    assert not list(data_dir.glob("cub_birds/*/1.0.0"))
+    written = [p.relative_to(data_dir) for p in data_dir.rglob("*") if p.is_file()]
+    assert written in ([], [pathlib.Path("cub_birds/.config/metadata.json")])
+    assert not tfds.builder("cub_birds", data_dir=data_dir).is_prepared()
+    assert not tfds.data_source("cub_birds", data_dir=data_dir, download=False)

@@ -91,14 +91,6 @@ def bird_crop_reference(path: pathlib.Path, bbox: tuple[int, int, int, int]) -> 
     return np.asarray(image.crop(box))
 
 
-def assert_nothing_written(data_dir: pathlib.Path) -> None:
-    """No dataset version directory and no record file exist under `data_dir`."""
-    assert not (data_dir / "cub_birds" / "1.0.0").exists()
-    assert not [p for p in data_dir.rglob("*") if p.is_file()]
-    assert not tfds.builder("cub_birds", data_dir=data_dir).is_prepared()
-    assert not tfds.data_source("cub_birds", data_dir=data_dir, download=False)
-
-
 @pytest.mark.parametrize("protocol", [0, 2, 4])
 @pytest.mark.parametrize("structure", BASELINE_STRUCTURES)
 def test_load_pickle_reads_baseline_structures(tmp_path, protocol, structure):
@@ -330,7 +322,7 @@ def test_missing_layout_lists_everything_before_writing(tmp_path):
         assert item in message
     assert "test/filenames.pickle" not in message
     assert "README" in message and "CUB-200-2011" in message
-    assert_nothing_written(tmp_path / "tfds")
+    fake_cub.assert_nothing_written(tmp_path / "tfds")
 
 
 def test_empty_manual_dir_shows_the_layout(tmp_path):
@@ -349,7 +341,7 @@ def test_every_pickle_goes_through_the_restricted_unpickler(tmp_path, name):
     with pytest.raises(UnsafePickleError, match=name.replace(".", r"\.")):
         build(fake.root, tmp_path / "tfds")
     assert not marker.exists()
-    assert_nothing_written(tmp_path / "tfds")
+    fake_cub.assert_nothing_written(tmp_path / "tfds")
 
 
 @pytest.mark.parametrize(
@@ -368,7 +360,7 @@ def test_bad_metadata_names_the_file(tmp_path, name, value, match):
     with pytest.raises(ValueError, match=match) as error:
         build(fake.root, tmp_path / "tfds")
     assert str(fake.root / name) in str(error.value)
-    assert_nothing_written(tmp_path / "tfds")
+    fake_cub.assert_nothing_written(tmp_path / "tfds")
 
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
@@ -385,7 +377,7 @@ def test_interrupted_build_leaves_no_complete_dataset(tmp_path, monkeypatch, int
     monkeypatch.setattr(cub_birds, "read_image", read_then_fail)
     with pytest.raises(interruption):
         build(fake.root, tmp_path / "tfds")
-    assert_nothing_written(tmp_path / "tfds")
+    fake_cub.assert_nothing_written(tmp_path / "tfds")
     monkeypatch.undo()
     build(fake.root, tmp_path / "tfds")
     assert len(read_split(tmp_path / "tfds", "test")) == 4

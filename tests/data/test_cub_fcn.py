@@ -73,7 +73,7 @@ def test_fcn_config_without_the_graph_names_the_argument(tmp_path, fake):
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(fake.root))
     with pytest.raises(ValueError, match="fcn_onnx"):
         builder.download_and_prepare(download_config=config)
-    assert not [p for p in (tmp_path / "tfds").rglob("*") if p.is_file()]
+    fake_cub.assert_nothing_written(tmp_path / "tfds")
 
 
 def test_prepare_dataset_selects_the_fcn_config(tmp_path, fake, red_graph):
