@@ -204,6 +204,17 @@ def test_crop_draws_cover_the_upstream_ranges():
     assert 0.4 < np.mean(flips) < 0.6
 
 
+def preprocess_at_48(example: dict, seed: int) -> dict:
+    """One example through preprocess_example at 48x48 with a generator seeded by `seed`."""
+    return pipeline.preprocess_example(
+        example,
+        np.random.default_rng(seed),
+        index=0,
+        captions=synthetic_table([1]),
+        config=make_config(size=48),
+    )
+
+
 def test_image_transform_matches_torchvision(toy_dir):
     transforms = pytest.importorskip("torchvision.transforms")
     example = read_source("toy_birds", toy_dir, "train", "64")[0]
@@ -216,13 +227,7 @@ def test_image_transform_matches_torchvision(toy_dir):
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         normalize = transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         expected = normalize(transforms.ToTensor()(image)).numpy().transpose(1, 2, 0)
-        row = pipeline.preprocess_example(
-            example,
-            np.random.default_rng(seed),
-            index=0,
-            captions=synthetic_table([1]),
-            config=make_config(size=48),
-        )
+        row = preprocess_at_48(example, seed)
         image = pipeline.normalize_batch({"image": row["image"][None]})["image"][0]
         np.testing.assert_allclose(image, expected, rtol=0, atol=1e-6)
 
@@ -230,13 +235,7 @@ def test_image_transform_matches_torchvision(toy_dir):
 def test_mask_is_the_float_resize_with_the_image_crop(toy_dir):
     example = read_source("toy_birds", toy_dir, "train", "64")[1]
     for seed in range(4):
-        row = pipeline.preprocess_example(
-            example,
-            np.random.default_rng(seed),
-            index=0,
-            captions=synthetic_table([1]),
-            config=make_config(size=48),
-        )
+        row = preprocess_at_48(example, seed)
         x, y, flip = upstream_draws(seed, 48)
         mask = Image.fromarray(example["mask"].astype(np.float32), mode="F")
         expected = mask.resize((57, 57), Image.Resampling.BILINEAR).crop((x, y, x + 48, y + 48))
