@@ -1,17 +1,42 @@
 """Benchmarks printed as ratios against the PyTorch restatement on the same machine."""
 
+import concurrent.futures
 import dataclasses
 import importlib.util
+import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxmani.errors import UserError
 from jaxmani.models import registry
+
+BIRD_VOCAB_SIZE = 5450  # The usual birds vocabulary, used where config.model.text.vocab_size is 0.
+CUB_CLASSES = 200
+# The paper's methods: the restatement's train_iteration has none or a different form of them, so
+# `bench train` times the baseline step (the Lightweight losses) on both sides.
+METHOD_SWITCHES = (
+    "loss.g.mask_weight",
+    "loss.g.nsl_weight",
+    "loss.g.gm_mode",
+    "loss.d.sad_weight",
+    "model.d.sharp_channel",
+)
+# G_NET keyword arguments named like the config.compat switches they restate.
+G_COMPAT_SWITCHES = (
+    "attention_mask_other_sample",
+    "channel_attention_batch_padding",
+    "skip_init_bn_at_batch_one",
+    "nearest_scale_index",
+    "ca_noise_at_eval",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +73,16 @@ def random_inputs(name: str, config: ml_collections.ConfigDict, seed: int) -> di
     return inputs
 
 
+def compiled_peak_bytes(compiled: Any) -> int | None:
+    """XLA's memory analysis of a compiled function: temporaries + arguments + outputs."""
+    memory = compiled.memory_analysis()
+    if memory is None:
+        return None
+    return int(
+        memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
+    )
+
+
 def jax_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
     """Times one train-mode forward+backward (gradient of the output sum w.r.t. params)."""
     module = registry.create_network(name, config)
@@ -55,7 +90,7 @@ def jax_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
     inputs = random_inputs(name, config, config.seed)
     if name == "generator":
         inputs["ca_eps"] = np.zeros(
-            (config.train.batch_size, config.model.condition_dim), np.float32
+            (config.train.batch_size, config.model.g.condition_dim), np.float32
         )
 
     def loss(params, batch_stats, inputs):
@@ -71,16 +106,10 @@ def jax_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
     grad = jax.jit(jax.grad(loss))
     args = (variables["params"], variables["batch_stats"], inputs)
     compiled = grad.lower(*args).compile()
-    memory = compiled.memory_analysis()
-    peak = None
-    if memory is not None:
-        peak = int(
-            memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
-        )
     seconds = time_median(
         lambda: jax.block_until_ready(compiled(*args)), config.bench.warmup, config.bench.iters
     )
-    return Row(name, "jax", seconds, peak)
+    return Row(name, "jax", seconds, compiled_peak_bytes(compiled))
 
 
 def torch_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
@@ -97,10 +126,10 @@ def torch_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
     }
     if name == "generator":
         module = lt.G_NET(
-            model.gf_dim, model.z_dim, model.condition_dim, model.embedding_dim, model.r_num
+            model.g.gf_dim, model.g.z_dim, model.g.condition_dim, model.embedding_dim, model.g.r_num
         )
         words = x["words_emb"].transpose(1, 2).contiguous()
-        eps = torch.zeros(config.train.batch_size, model.condition_dim, device=device)
+        eps = torch.zeros(config.train.batch_size, model.g.condition_dim, device=device)
 
         def forward():
             images = module(
@@ -115,7 +144,7 @@ def torch_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
             )[0][0]
             return images.sum()
     else:
-        module = lt.D_NET256(model.df_dim, model.embedding_dim)
+        module = lt.D_NET256(model.d.df_dim, model.embedding_dim)
 
         def forward():
             features = module(x["images"])
@@ -179,3 +208,221 @@ def bench_input(config: ml_collections.ConfigDict, data_dir: str, num_batches: i
         f"({size} x {size}, batch {rows}, {config.data.workers} workers)"
     )
     return line
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainBench:
+    """`bench train`'s measurements of one full D + G step in each framework."""
+
+    rows: list[Row]
+    compile_seconds: float  # Lowering + compiling the JAX step, before its first run.
+    flops: float  # FLOPs of one JAX step by XLA's cost analysis.
+    peak_rss: dict[str, int]  # Framework -> peak RSS bytes of the process that ran it.
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (Linux VmHWM).
+
+    Not getrusage's ru_maxrss: that survives fork and exec, so a spawned child would report its
+    parent's peak. VmHWM belongs to the process's own address space, which starts at its exec.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # In kB.
+    raise OSError("/proc/self/status has no VmHWM")
+
+
+def train_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `config` that both frameworks can run: checked, with a vocabulary size."""
+    if config.data.image_size != 256 or config.model.image.encoder != "inception":
+        raise UserError(
+            "bench train compares with the PyTorch restatement, which exists at 256x256 with the "
+            "Inception encoder: use --config.data.image_size=256 "
+            "--config.model.image.encoder=inception (configs/bird.py)"
+        )
+    on = [name for name in METHOD_SWITCHES if config_value(config, name)]
+    if on:
+        raise UserError(
+            f"bench train times the baseline step; switch off {', '.join(on)} (configs/bird.py)"
+        )
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.model.text.vocab_size = config.model.text.vocab_size or BIRD_VOCAB_SIZE
+    return config
+
+
+def config_value(config: ml_collections.ConfigDict, dotted: str) -> Any:
+    """The config field at a dotted path such as "loss.g.mask_weight"."""
+    for key in dotted.split("."):
+        config = config[key]
+    return config
+
+
+def train_batch(config: ml_collections.ConfigDict, seed: int) -> dict[str, np.ndarray]:
+    """A seeded batch: images in [-1, 1], 0-padded captions of mixed lengths, class ids.
+
+    The first caption has the full config.data.words_num words, so PyTorch (which trims the
+    padding to the longest caption) sees as many word columns as jaxmani.
+    """
+    rng = np.random.default_rng(seed)
+    size, words, rows = config.data.image_size, config.data.words_num, config.train.batch_size
+    lengths = rng.integers(1, words + 1, rows)
+    lengths[0] = words
+    captions = rng.integers(1, config.model.text.vocab_size, (rows, words))
+    captions *= np.arange(words) < lengths[:, None]
+    return {
+        "image": rng.uniform(-1.0, 1.0, (rows, size, size, 3)).astype(np.float32),
+        "caption": captions.astype(np.int32),
+        "caption_length": lengths.astype(np.int32),
+        "class_id": rng.integers(1, CUB_CLASSES + 1, rows).astype(np.int32),
+    }
+
+
+def jax_train_step(
+    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
+) -> tuple[Row, float, float]:
+    """Times the jitted train_step (state donated, inputs on the device once).
+
+    Returns the row, the compile seconds and XLA's FLOPs per step.
+    """
+    from jaxmani import generate
+    from jaxmani.data import pipeline
+    from jaxmani.train import loop
+    from jaxmani.train.state import create_train_state
+    from jaxmani.train.step import StepModels
+
+    models = StepModels(
+        networks=generate.create_networks(config),
+        discriminator=registry.create_network("discriminator", config),
+        config=config,
+    )
+    mesh = loop.create_mesh()
+    root = jax.random.PRNGKey(config.seed)
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    state, frozen = jax.device_put(
+        (
+            create_train_state(config, jax.random.fold_in(root, 0)),
+            loop.load_frozen(config, jax.random.fold_in(root, 1)),
+        ),
+        replicated,
+    )
+    device_batch = pipeline.to_global_batch(batch, mesh)
+    compiled, compile_seconds = loop.compile_step(models, mesh, state, device_batch, frozen)
+    flops = float(compiled.cost_analysis()["flops"])  # A dict in jax 0.10.
+    carry = {"state": state}
+
+    def step():
+        carry["state"], metrics = compiled(carry["state"], device_batch, frozen)
+        jax.block_until_ready((carry["state"], metrics))
+
+    seconds = time_median(step, config.bench.warmup, config.bench.iters)
+    return Row("train_step", "jax", seconds, compiled_peak_bytes(compiled)), compile_seconds, flops
+
+
+def torch_train_nets(config: ml_collections.ConfigDict, device: str) -> dict[str, Any]:
+    """The restatement's G, D and frozen encoders at the config's sizes, on `device`."""
+    import torch
+
+    from third_party import lightweight_torch as lt
+
+    model = config.model
+    torch.manual_seed(config.seed)
+    netG = lt.G_NET(
+        model.g.gf_dim,
+        model.g.z_dim,
+        model.g.condition_dim,
+        model.embedding_dim,
+        model.g.r_num,
+        **{name: config.compat[name] for name in G_COMPAT_SWITCHES},
+    )
+    netD = lt.D_NET256(model.d.df_dim, model.embedding_dim)
+    netG.apply(lt.weights_init)
+    netD.apply(lt.weights_init)
+    nets = {
+        "netG": netG,
+        "netD": netD,
+        "text_encoder": lt.RNN_ENCODER(
+            model.text.vocab_size, ninput=model.text.word_dim, nhidden=model.embedding_dim
+        ),
+        "image_encoder": lt.CNN_ENCODER(model.embedding_dim),
+        "vgg": lt.VGGNet(),
+    }
+    return {name: net.to(device) for name, net in nets.items()}
+
+
+def torch_train_step(
+    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
+) -> tuple[Row, int]:
+    """Times the restatement's train_iteration (EMA included) on the same batch.
+
+    Returns the row and this process's peak RSS in bytes: run it in a child process of its own.
+    """
+    import torch
+
+    from third_party.lightweight_torch import train_step as lt_step
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    nets = torch_train_nets(config, device)
+    optimizers = lt_step.make_optimizers(
+        nets["netG"], nets["netD"], lr_g=config.optim.g.lr, lr_d=config.optim.d.lr
+    )
+    ema = lt_step.init_ema(nets["netG"])
+    options = {"ema_decay": config.optim.ema_decay, "ema_rate": 1.0 - config.optim.ema_decay}
+    inputs = {
+        "images": torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy()),
+        "captions": torch.from_numpy(batch["caption"].astype(np.int64)),
+        "cap_lens": torch.from_numpy(batch["caption_length"].astype(np.int64)),
+        "class_ids": torch.from_numpy(batch["class_id"].astype(np.int64)),
+    }
+    inputs = {key: value.to(device) for key, value in inputs.items()}
+    shape = (config.train.batch_size, config.model.g.z_dim)
+
+    def step():
+        noise = {"z": torch.randn(shape, device=device), "ca_eps": None}  # G draws its CA eps.
+        lt_step.train_iteration(nets, optimizers, inputs, noise, options, ema=ema)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = time_median(step, config.bench.warmup, config.bench.iters)
+    peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
+    return Row("train_step", "torch", seconds, peak), peak_rss_bytes()
+
+
+def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
+    """One full training step (D + G + EMA, frozen encoders) in JAX and, if installed, PyTorch.
+
+    Both get the same networks, batch and config.bench warmup and iterations. Peak RSS: JAX's is
+    this process's peak after its measurement (everything before it in the process included);
+    PyTorch's is that of a fresh spawned process that ran only the PyTorch step (it imports this
+    module, so jax too, ~160 MiB on CPU, but never starts a JAX backend).
+    """
+    config = train_config(config)
+    batch = train_batch(config, config.seed)
+    row, compile_seconds, flops = jax_train_step(config, batch)
+    rows = [row]
+    peak_rss = {"jax": peak_rss_bytes()}
+    if importlib.util.find_spec("torch") is not None:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            torch_row, peak_rss["torch"] = pool.submit(torch_train_step, config, batch).result()
+        rows.append(torch_row)
+    return TrainBench(rows, compile_seconds, flops, peak_rss)
+
+
+def format_train(result: TrainBench) -> list[str]:
+    """format_rows plus compile time, FLOP/s and peak RSS; the last line is machine-readable."""
+    seconds = result.rows[0].seconds
+    rss = {name: value / 2**20 for name, value in result.peak_rss.items()}
+    memory = ", ".join(f"{name} {value:.0f} MiB" for name, value in rss.items())
+    if "torch" in rss:
+        memory += f"  jax/torch {rss['jax'] / rss['torch']:.2f}"
+    return [
+        *format_rows(result.rows),
+        f"jax compile before the first step {result.compile_seconds:.1f} s",
+        f"jax {result.flops / seconds / 1e9:.1f} GFLOP/s achieved "
+        f"({result.flops / 1e9:.2f} GFLOP per step by XLA's cost analysis)",
+        f"peak RSS (each framework in its own process) {memory}",
+        f"train_step_seconds {seconds:.6f} peak_rss_mib {result.peak_rss['jax'] // 2**20}",
+    ]

@@ -1,10 +1,14 @@
 """The `jaxmani` command: parses flags, then makes one library call per command.
 
 jaxmani info --config=configs/bird.py
+jaxmani pretrain --config=configs/toy_baseline.py --workdir=runs/damsm
+jaxmani train --config=configs/toy_baseline.py --workdir=runs/baseline
+jaxmani info --workdir=runs/baseline
 jaxmani convert --network=generator --src=netG_epoch_100.pth --dst=params/generator.msgpack
 jaxmani bench forward --config=configs/bird.py
 """
 
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -13,12 +17,13 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import configs
 from jaxmani.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
-    None,
-    "Config file, e.g. configs/bird.py (default: configs/default.py).",
+    os.path.join(os.path.dirname(configs.__file__), "default.py"),
+    "Config file, e.g. configs/bird.py (default: the packaged configs/default.py).",
     lock_config=True,
 )
 _NETWORK = flags.DEFINE_string("network", None, "convert: which network the checkpoint holds.")
@@ -27,13 +32,8 @@ _DST = flags.DEFINE_string("dst", None, "convert: the jaxmani params file to wri
 _KEY = flags.DEFINE_string(
     "key", "", "convert: dotted entry of a checkpoint that nests the state dict."
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "demo: directory for the demo's data and outputs.")
-_DATASET = flags.DEFINE_string("dataset", None, "prepare, bench input: toy_birds or cub_birds.")
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "prepare, bench input: TFDS directory (default config.data.data_dir)."
-)
-_BUILDER_CONFIG = flags.DEFINE_string(
-    "builder_config", None, "prepare: builder config, e.g. 64 or 256."
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "demo, pretrain, train, info: the run's directory (outputs, checkpoints)."
 )
 _FCN_ONNX = flags.DEFINE_string(
     "fcn_onnx", None, "prepare: FCN-ResNet101 ONNX file; stores its background masks (cub_birds)."
@@ -44,12 +44,8 @@ _MANUAL_DIR = flags.DEFINE_string(
 
 
 def load_config() -> ml_collections.ConfigDict:
-    """Returns the config selected by --config (with overrides) or the default config."""
-    if _CONFIG.value is not None:
-        return _CONFIG.value
-    from configs import default
-
-    return default.get_config()
+    """Returns the config selected by --config, with its overrides."""
+    return _CONFIG.value
 
 
 def require(flag: flags.FlagHolder, command: str) -> str:
@@ -60,9 +56,17 @@ def require(flag: flags.FlagHolder, command: str) -> str:
 
 
 def command_info(args: Sequence[str]) -> None:
-    """Prints `params/<network> <count>` per network, then the total."""
+    """Prints `params/<network> <count>` per network and the total, or with --workdir the
+    latest checkpoint's `step <n>` and `fingerprint <sha256>`."""
     from jaxmani.models import registry
 
+    if _WORKDIR.value is not None:
+        from jaxmani.train import checkpoint
+
+        step, digest = checkpoint.latest_fingerprint(_WORKDIR.value)
+        print(f"step {step}")
+        print(f"fingerprint {digest}")
+        return
     config = load_config()
     total = 0
     for name in registry.GAN_NETWORKS:
@@ -88,7 +92,7 @@ def command_convert(args: Sequence[str]) -> None:
 
 
 def command_bench(args: Sequence[str]) -> None:
-    """Runs a benchmark: `jaxmani bench forward` or `jaxmani bench input`."""
+    """Runs a benchmark: `jaxmani bench forward`, `jaxmani bench input` or `jaxmani bench train`."""
     from jaxmani import bench
 
     config = load_config()
@@ -96,27 +100,24 @@ def command_bench(args: Sequence[str]) -> None:
         for line in bench.format_rows(bench.bench_forward(config)):
             print(line)
     elif list(args) == ["input"]:
-        with config.unlocked():
-            config.data.name = _DATASET.value or config.data.name
-        print(
-            bench.bench_input(
-                config, _DATA_DIR.value or config.data.data_dir, config.bench.input_batches
-            )
-        )
+        print(bench.bench_input(config, config.data.data_dir, config.bench.input_batches))
+    elif list(args) == ["train"]:
+        for line in bench.format_train(bench.bench_train(config)):
+            print(line)
     else:
-        raise UserError("bench takes one of: forward, input")
+        raise UserError("bench takes one of: forward, input, train")
 
 
 def command_prepare(args: Sequence[str]) -> None:
-    """Builds a TFDS dataset offline into --data_dir."""
+    """Builds the dataset config.data.name offline into config.data.data_dir."""
     from jaxmani.data import prepare
 
-    data_dir = _DATA_DIR.value or load_config().data.data_dir
+    data = load_config().data
     try:
         path = prepare.prepare_dataset(
-            require(_DATASET, "prepare"),
-            data_dir,
-            _BUILDER_CONFIG.value,
+            data.name,
+            data.data_dir,
+            data.builder_config or None,
             _MANUAL_DIR.value,
             fcn_onnx=_FCN_ONNX.value,
         )
@@ -132,12 +133,33 @@ def command_demo(args: Sequence[str]) -> None:
     print(f"wrote {demo.run_demo(load_config(), require(_WORKDIR, 'demo'))}")
 
 
+def command_pretrain(args: Sequence[str]) -> None:
+    """Trains the DAMSM encoders and prints the test loss and retrieval accuracy."""
+    from jaxmani.train import pretrain
+
+    workdir = require(_WORKDIR, "pretrain")
+    for name, value in pretrain.pretrain(load_config(), workdir).items():
+        print(f"{name} {value:.4f}")
+    print(f"wrote {workdir}/text_encoder.msgpack and {workdir}/image_encoder.msgpack")
+
+
+def command_train(args: Sequence[str]) -> None:
+    """Trains (or resumes) the GAN in --workdir."""
+    from jaxmani.train import loop
+
+    workdir = require(_WORKDIR, "train")
+    state = loop.train(load_config(), workdir)
+    print(f"{workdir}: step {int(state.step)}")
+
+
 HANDLERS: dict[str, Callable[[Sequence[str]], None]] = {
     "info": command_info,
     "convert": command_convert,
     "bench": command_bench,
     "prepare": command_prepare,
     "demo": command_demo,
+    "pretrain": command_pretrain,
+    "train": command_train,
 }
 
 
@@ -170,8 +192,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     """Parses flags and loads the config, turning any mistake into a one-line error."""
     try:
         rest = flags.FLAGS(argv)
-        if _CONFIG.value is not None:
-            _CONFIG.value.lock()
+        _CONFIG.value.lock()
     except (KeyError, AttributeError) as e:
         fail(unknown_field_message(argv, e))
     except (flags.Error, OSError, ValueError, TypeError) as e:
@@ -187,7 +208,8 @@ def fail(message: str) -> None:
 
 def guarded_main(argv: Sequence[str]) -> None:
     """Runs `main`, reporting a UserError as one line instead of a traceback."""
-    logging.set_verbosity(logging.WARNING)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.ERROR)  # Library warnings (TFDS, orbax) only on request.
     try:
         main(argv)
     except UserError as e:

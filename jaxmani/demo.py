@@ -18,11 +18,6 @@ DEMO_EXAMPLES = {"train": 16, "test": 8}
 NETWORKS = ("generator", "text_encoder", "image_encoder", "vgg")
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] float images -> uint8, rounded and clipped."""
-    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
 def run_demo(config: ml_collections.ConfigDict, workdir: str) -> str:
     """Builds a small toy_birds, edits its test images with random-weight networks, saves a grid.
 
@@ -34,7 +29,7 @@ def run_demo(config: ml_collections.ConfigDict, workdir: str) -> str:
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.data.name = "toy_birds"
-        config.model.vocab_size = len(prepare.load_vocabulary("toy_birds", data_dir))
+        config.model.text.vocab_size = len(prepare.load_vocabulary("toy_birds", data_dir))
     batch = next(iter(pipeline.create_dataset(config, "test", data_dir=data_dir, train=False)))
     rng = jax.random.key(config.seed)
     variables = {
@@ -49,7 +44,7 @@ def run_demo(config: ml_collections.ConfigDict, workdir: str) -> str:
     outputs = apply["generator"](
         variables["generator"],
         z=jax.random.normal(
-            jax.random.fold_in(rng, len(NETWORKS)), (len(code), config.model.z_dim)
+            jax.random.fold_in(rng, len(NETWORKS)), (len(code), config.model.g.z_dim)
         ),
         sent_emb=sentence,
         words_emb=words,
@@ -64,5 +59,5 @@ def run_demo(config: ml_collections.ConfigDict, workdir: str) -> str:
     grid = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "demo_grid.png")
-    Image.fromarray(to_uint8(grid)).save(path)
+    Image.fromarray(pipeline.to_uint8(grid)).save(path)
     return path

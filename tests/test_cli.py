@@ -1,9 +1,12 @@
 """The `jaxmani` command: exact parameter counts and one-line errors with a non-zero exit."""
 
+import math
 import subprocess
 import sys
 
 import pytest
+
+NETWORKS = ("generator", "discriminator", "text_encoder", "image_encoder", "vgg")
 
 
 def jaxmani(*args):
@@ -34,20 +37,75 @@ def test_info_bird_counts():
     ]
 
 
+def info_counts(config_path):
+    """`jaxmani info` for a config file, as {name: count}; checks the exit code and the total."""
+    code, out, err = jaxmani("info", f"--config={config_path}")
+    assert code == 0, err
+    counts = {k: int(v) for k, v in (line.split() for line in out.strip().splitlines())}
+    assert list(counts)[:-1] == [f"params/{name}" for name in NETWORKS]
+    assert counts["params/total"] == sum(v for k, v in counts.items() if k != "params/total")
+    return counts
+
+
+def generator_count(size, gf, z, c, emb, r):
+    """G parameters written out for image side `size` (BASELINE_SPEC §3.5 generalised)."""
+    n = round(math.log2(size // 32))  # Init-stage up-blocks from 4x4 to size / 8.
+    ngf = 2 * gf * 2**n
+    total = emb * 4 * c + 4 * c + (c + z + emb) * ngf * 32 + 2 * ngf * 32  # ca_net, fc, fc_bn
+    total += sum(9 * (ngf >> (i - 1)) * 2 * (ngf >> i) for i in range(1, n + 1))
+
+    def stage(f, att_size):  # att, channel_att, ACM(3f), residual blocks.
+        acm = 9 * gf * 128 + 2 * 9 * 128 * 3 * f
+        return emb * f + emb * att_size**2 + acm + r * (9 * 3 * f * 6 * f + 9 * 9 * f * f)
+
+    total += stage(2 * gf, size // 8) + 9 * 6 * gf * 2 * gf  # h_net1 and its last up-block
+    total += 9 * emb * 2 * gf + 16 * 128 * gf + 2 * gf  # imgUpSample1, imgUpSample2
+    total += stage(gf, size // 4) + 9 * 3 * gf * 2 * gf + 9 * gf * 2 * gf  # h_net3
+    total += 2 * 9 * gf * 2 * gf  # imgUpSample3, imgUpSample4
+    return total + 9 * gf * 128 + 2 * 9 * 128 * gf + 9 * gf * 3  # ACM, img_net
+
+
+def discriminator_64_count(df, emb):
+    """D at 64x64 written out: img_code_s16 and the two heads, no further downsampling."""
+    s16 = 16 * (3 * df + df * 2 * df + 2 * df * 4 * df + 4 * df * 8 * df)
+    s16_bn = 2 * (2 * df + 4 * df + 8 * df)
+    outlogits = 16 * 8 * df + 1
+    joint = 9 * (8 * df + emb) * 8 * df + 2 * 8 * df
+    return s16 + s16_bn + 2 * outlogits + joint
+
+
+@pytest.mark.parametrize(
+    ("config_path", "g_sizes", "df"),
+    [("configs/default.py", (32, 100, 100, 256, 2), 64), ("configs/tiny.py", (4, 8, 8, 16, 1), 4)],
+)
+def test_info_counts_the_64x64_networks(config_path, g_sizes, df):
+    assert generator_count(256, 32, 100, 100, 256, 2) == 15809840  # The formula at bird size.
+    counts = info_counts(config_path)
+    assert counts["params/generator"] == generator_count(64, *g_sizes)
+    assert counts["params/discriminator"] == discriminator_64_count(df, g_sizes[3])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (
-            ["info", "--config=configs/tiny.py", "--config.model.gf_dimm=3"],
-            "unknown config field 'gf_dimm' in --config.model.gf_dimm (did you mean \"gf_dim\"?)",
+            ["info", "--config=configs/tiny.py", "--config.model.g.gf_dimm=3"],
+            "unknown config field 'gf_dimm' in --config.model.g.gf_dimm (did you mean \"gf_dim\"?)",
         ),
-        (["info", "--config=configs/tiny.py", "--config.model.gf_dim=x"], "bad flags"),
+        (["info", "--config=configs/tiny.py", "--config.model.g.gf_dim=x"], "bad flags"),
         (["info", "--config=configs/missing.py"], "configs/missing.py"),
         (["frobnicate"], "commands: info, convert, bench"),
         (["convert", "--network=vgg", "--src=nothing.pth"], "convert needs --dst"),
         (
             ["convert", "--network=vgg", "--src=nothing.pth", "--dst=out.msgpack"],
             "nothing.pth: no such file",
+        ),
+        (["train", "--config=configs/tiny.py"], "train needs --workdir"),
+        (["pretrain", "--config=configs/tiny.py"], "pretrain needs --workdir"),
+        (["info", "--workdir=no_such_run"], "no_such_run: no checkpoints"),
+        (
+            ["train", "--config.data.data_dir=no_such_data", "--workdir=no_such_run"],
+            "build it with `jaxmani prepare",
         ),
     ],
 )

@@ -35,18 +35,24 @@ def convert_state_dict(
     """Maps every tensor of `state_dict` onto network `network`; errors name any mismatch."""
     expected = traverse_util.flatten_dict(dict(registry.abstract_variables(network, config)))
     flat: dict[tuple[str, ...], np.ndarray] = {}
+    sources: dict[tuple[str, ...], str] = {}
     unexpected = []
     for key, tensor in state_dict.items():
         if rules.is_ignored(network, key):
             continue
         collection, path = rules.flax_path(network, key, tensor.ndim)
-        target = expected.get((collection, *path))
+        flat_key = (collection, *path)
+        target = expected.get(flat_key)
         if target is None:
             unexpected.append(key)
             continue
-        flat[(collection, *path)] = to_flax_layout(tensor, path[-1], tuple(target.shape)).astype(
-            target.dtype
-        )
+        if flat_key in sources:  # e.g. both features.0.weight and vgg.0.weight.
+            raise UserError(
+                f"{label}: {sources[flat_key]} and {key} both give {'/'.join(flat_key)}; "
+                "keep one of them"
+            )
+        sources[flat_key] = key
+        flat[flat_key] = to_flax_layout(tensor, path[-1], tuple(target.shape)).astype(target.dtype)
     variables = traverse_util.unflatten_dict(flat)
     if unexpected:
         missing = sorted("/".join(k) for k in expected.keys() - flat.keys())

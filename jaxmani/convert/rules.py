@@ -38,18 +38,18 @@ RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "text_encoder": (),
     "image_encoder": ((r"^(?!emb_)", "trunk."),),
-    "vgg": (
-        (r"^features\.0$", "conv1_1"),
-        (r"^features\.2$", "conv1_2"),
-        (r"^features\.5$", "conv2_1"),
-        (r"^features\.7$", "conv2_2"),
+    "vgg": (  # torchvision's vgg16 keys features.N, upstream VGGNet's module keys vgg.N.
+        (r"^(features|vgg)\.0$", "conv1_1"),
+        (r"^(features|vgg)\.2$", "conv1_2"),
+        (r"^(features|vgg)\.5$", "conv2_1"),
+        (r"^(features|vgg)\.7$", "conv2_2"),
     ),
     "inception": (),
     "fid_inception": (),
 }
 
 IGNORED: dict[str, tuple[str, ...]] = {
-    "vgg": (r"^features\.(1\d|2\d|3\d)\.", r"^classifier\."),
+    "vgg": (r"^(features|vgg)\.(1\d|2\d|3\d)\.", r"^classifier\."),
     "inception": (r"^AuxLogits\.",),
 }
 

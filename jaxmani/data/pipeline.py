@@ -99,6 +99,12 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
     return values
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] float images to uint8 pixels, rounded and clipped (jaxmani's one conversion; the
+    baseline truncates instead)."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
 def normalize_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Stacked rows to the documented batch: uint8 images (IMAGE_KEYS) become [-1, 1] float32."""
     return {
@@ -259,10 +265,11 @@ def load_builder(
     builder_config = config.data.builder_config or None
     builder = prepare.make_builder(name, data_dir, builder_config)
     if not builder.is_prepared():
-        config_flag = f" --builder_config={builder_config}" if builder_config else ""
+        config_flag = f" --config.data.builder_config={builder_config}" if builder_config else ""
         raise UserError(
             f"dataset {name!r} is not prepared in {data_dir!r}; build it with "
-            f"`jaxmani prepare --dataset={name} --data_dir={data_dir}{config_flag}`"
+            f"`jaxmani prepare --config.data.name={name} --config.data.data_dir={data_dir}"
+            f"{config_flag}`"
         )
     return builder
 

@@ -2,15 +2,18 @@
 
 Masks are (B, T) booleans with True marking padding. Both modules can reproduce the baseline's
 masking quirks (BASELINE_SPEC §3.5, §7.4) through a boolean attribute; the default is the clean
-form.
+form. Both take `dtype` (computation) and `param_dtype` (storage); softmaxes run in at least
+float32.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
+from flax.typing import Dtype
 
 from jaxmani.models.blocks import KERNEL_INIT
+from jaxmani.models.layers import norm_dtype
 
 
 def spatial_padding_mask(mask: jax.Array, num_locations: int, other_sample: bool) -> jax.Array:
@@ -51,21 +54,30 @@ class SpatialAttention(nn.Module):
 
     features: int
     mask_other_sample: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(
         self, h: jax.Array, words: jax.Array, mask: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
+        """Returns the word context per location (B, H, W, C) and the attention (B, H, W, T)."""
         batch, height, width, channels = h.shape
         if channels != self.features:
             raise ValueError(f"SpatialAttention expects {self.features} channels, got {channels}")
         source = nn.Dense(
-            self.features, use_bias=False, kernel_init=KERNEL_INIT, name="conv_context"
+            self.features,
+            use_bias=False,
+            kernel_init=KERNEL_INIT,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="conv_context",
         )(words)
-        query = h.reshape(batch, height * width, channels)
+        query = h.reshape(batch, height * width, channels).astype(self.dtype)
         logits = jnp.einsum("bqc,btc->bqt", query, source)
         padded = spatial_padding_mask(mask, height * width, self.mask_other_sample)
-        attention = jax.nn.softmax(logits, axis=-1, where=~padded)
+        attention = jax.nn.softmax(logits.astype(norm_dtype(logits.dtype)), axis=-1, where=~padded)
+        attention = attention.astype(self.dtype)
         context = jnp.einsum("bqt,btc->bqc", attention, source)
         return context.reshape(h.shape), attention.reshape(batch, height, width, -1)
 
@@ -75,18 +87,27 @@ class ChannelAttention(nn.Module):
 
     size: int
     batch_padding: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, context: jax.Array, words: jax.Array, mask: jax.Array) -> jax.Array:
+        """Returns the channel-attended word features (B, size, size, C)."""
         batch, height, width, channels = context.shape
         if (height, width) != (self.size, self.size):
             raise ValueError(f"ChannelAttention expects {self.size}^2 maps, got {height}x{width}")
         source = nn.Dense(
-            self.size * self.size, use_bias=False, kernel_init=KERNEL_INIT, name="conv_context"
+            self.size * self.size,
+            use_bias=False,
+            kernel_init=KERNEL_INIT,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="conv_context",
         )(words)
-        flat = context.reshape(batch, height * width, channels)
+        flat = context.reshape(batch, height * width, channels).astype(self.dtype)
         logits = jnp.einsum("bqc,btq->bct", flat, source)
         padded = channel_padding_mask(mask, self.batch_padding)
-        weights = jax.nn.softmax(logits, axis=-1, where=~padded)
+        weights = jax.nn.softmax(logits.astype(norm_dtype(logits.dtype)), axis=-1, where=~padded)
+        weights = weights.astype(self.dtype)
         out = jnp.einsum("btq,bct->bqc", source, weights)
         return out.reshape(context.shape)

@@ -49,7 +49,7 @@ class BasicConv2d(nn.Module):
             use_bias=False,
             name="conv",
         )(x)
-        return nn.relu(BatchNorm(epsilon=1e-3, name="bn")(x, train))
+        return nn.relu(BatchNorm(epsilon=1e-3, dtype=x.dtype, name="bn")(x, train))
 
 
 class InceptionA(nn.Module):

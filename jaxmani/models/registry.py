@@ -9,17 +9,18 @@ import ml_collections
 from flax import linen as nn
 
 from jaxmani.errors import UserError
+from jaxmani.models.blocks import IMAGE_SIZES
 from jaxmani.models.discriminator import Discriminator
 from jaxmani.models.generator import Generator
-from jaxmani.models.image_encoder import ImageEncoder
+from jaxmani.models.image_encoder import SMALL_BLOCKS, ImageEncoder, SmallImageEncoder
 from jaxmani.models.inception import InceptionV3
 from jaxmani.models.text_encoder import TextEncoder
 from jaxmani.models.vgg import VGG16Features
 
-REGION_SIZE = 17  # Side of the DAMSM region-feature grid (Inception Mixed_6e at 299x299).
+INCEPTION_REGION_SIZE = 17  # Region grid of the Inception image encoder (Mixed_6e at 299x299).
 VGG_CHANNELS = 128  # Channels of VGG16 relu2_2.
 INCEPTION_SIZE = 299  # Input side of every Inception-v3.
-GENERATOR_SIZE = 256  # The only image side the generator architecture produces.
+IMAGE_ENCODERS = ("inception", "small")  # Choices of config.model.image.encoder.
 
 # Networks counted by `jaxmani info`, in its order.
 GAN_NETWORKS = ("generator", "discriminator", "text_encoder", "image_encoder", "vgg")
@@ -27,45 +28,79 @@ GAN_NETWORKS = ("generator", "discriminator", "text_encoder", "image_encoder", "
 NETWORKS = (*GAN_NETWORKS, "inception", "fid_inception")
 
 
-def create_network(name: str, config: ml_collections.ConfigDict) -> nn.Module:
-    """Returns the linen module `name` sized by `config`."""
+def create_network(
+    name: str, config: ml_collections.ConfigDict, bn_axis_name: str | None = None
+) -> nn.Module:
+    """Returns the linen module `name` sized by `config`.
+
+    Args:
+      name: one of NETWORKS.
+      config: the run configuration (config.model, config.compat, config.data.image_size).
+      bn_axis_name: pmap/shard_map axis over which the BatchNorms of the generator and the
+        discriminator take global-batch statistics in train mode; None = per call.
+    """
     check_network_name(name)
-    if config.data.image_size != GENERATOR_SIZE:
-        raise UserError(
-            f"config.data.image_size={config.data.image_size}: the networks are built for "
-            f"{GENERATOR_SIZE}x{GENERATOR_SIZE} images"
-        )
-    model, compat = config.model, config.compat
+    check_model_config(config)
+    model, compat, size = config.model, config.compat, config.data.image_size
     if name == "generator":
         return Generator(
-            gf_dim=model.gf_dim,
-            z_dim=model.z_dim,
-            condition_dim=model.condition_dim,
+            gf_dim=model.g.gf_dim,
+            z_dim=model.g.z_dim,
+            condition_dim=model.g.condition_dim,
             embedding_dim=model.embedding_dim,
-            r_num=model.r_num,
+            r_num=model.g.r_num,
+            image_size=size,
             attention_mask_other_sample=compat.attention_mask_other_sample,
             channel_attention_batch_padding=compat.channel_attention_batch_padding,
             skip_init_bn_at_batch_one=compat.skip_init_bn_at_batch_one,
             nearest_scale_index=compat.nearest_scale_index,
             ca_noise_at_eval=compat.ca_noise_at_eval,
+            bn_axis_name=bn_axis_name,
         )
     if name == "discriminator":
         return Discriminator(
-            df_dim=model.df_dim,
+            df_dim=model.d.df_dim,
             embedding_dim=model.embedding_dim,
-            in_channels=4 if model.d_sharp_channel else 3,
+            in_channels=4 if model.d.sharp_channel else 3,
+            image_size=size,
+            bn_axis_name=bn_axis_name,
         )
     if name == "text_encoder":
         return TextEncoder(
-            vocab_size=model.vocab_size, word_dim=model.word_dim, hidden_dim=model.embedding_dim
+            vocab_size=model.text.vocab_size,
+            word_dim=model.text.word_dim,
+            hidden_dim=model.embedding_dim,
         )
     if name == "image_encoder":
-        return ImageEncoder(embedding_dim=model.embedding_dim)
+        if model.image.encoder == "inception":
+            return ImageEncoder(embedding_dim=model.embedding_dim)
+        return SmallImageEncoder(embedding_dim=model.embedding_dim, width=model.image.width)
     if name == "vgg":
         return VGG16Features()
     if name == "inception":
         return InceptionV3(variant="torchvision", num_classes=1000)
     return InceptionV3(variant="fid", num_classes=1008)
+
+
+def check_model_config(config: ml_collections.ConfigDict) -> None:
+    """Raises a UserError when the image size or the image encoder is not one jaxmani builds."""
+    if config.data.image_size not in IMAGE_SIZES:
+        raise UserError(
+            f"config.data.image_size={config.data.image_size}: the networks build for "
+            f"{', '.join(map(str, IMAGE_SIZES))}"
+        )
+    if config.model.image.encoder not in IMAGE_ENCODERS:
+        raise UserError(
+            f"config.model.image.encoder={config.model.image.encoder!r}: choose one of "
+            f"{', '.join(IMAGE_ENCODERS)}"
+        )
+
+
+def region_size(config: ml_collections.ConfigDict) -> int:
+    """Side of the image encoder's region grid: 17 (Inception) or image_size / 8 (small)."""
+    if config.model.image.encoder == "inception":
+        return INCEPTION_REGION_SIZE
+    return config.data.image_size // 2**SMALL_BLOCKS
 
 
 def check_network_name(name: str) -> None:
@@ -77,23 +112,27 @@ def check_network_name(name: str) -> None:
 def example_inputs(
     name: str, config: ml_collections.ConfigDict, batch_size: int
 ) -> dict[str, jax.Array]:
-    """Returns zero-valued keyword inputs of the right shapes for network `name`."""
+    """Returns zero-valued keyword inputs of the right shapes for network `name`.
+
+    The generator gets the configured image encoder's region grid and VGG features at S/2.
+    """
     check_network_name(name)
     model, size, b = config.model, config.data.image_size, batch_size
     words = config.data.words_num
     image = jnp.zeros((b, size, size, 3), jnp.float32)
     if name == "generator":
+        region = region_size(config)
         return {
-            "z": jnp.zeros((b, model.z_dim)),
+            "z": jnp.zeros((b, model.g.z_dim)),
             "sent_emb": jnp.zeros((b, model.embedding_dim)),
             "words_emb": jnp.zeros((b, words, model.embedding_dim)),
             "mask": jnp.zeros((b, words), bool),
             "cnn_code": jnp.zeros((b, model.embedding_dim)),
-            "region_features": jnp.zeros((b, REGION_SIZE, REGION_SIZE, model.embedding_dim)),
+            "region_features": jnp.zeros((b, region, region, model.embedding_dim)),
             "vgg_features": jnp.zeros((b, size // 2, size // 2, VGG_CHANNELS)),
         }
     if name == "discriminator":
-        channels = 4 if model.d_sharp_channel else 3
+        channels = 4 if model.d.sharp_channel else 3
         return {
             "images": jnp.zeros((b, size, size, channels)),
             "sent_emb": jnp.zeros((b, model.embedding_dim)),
@@ -118,7 +157,7 @@ def init_variables(
     inputs = example_inputs(name, config, batch_size)
     train_kw = {} if name in ("image_encoder", "vgg") else {"train": False}
     if name == "generator":
-        inputs["ca_eps"] = jnp.zeros((batch_size, config.model.condition_dim))
+        inputs["ca_eps"] = jnp.zeros((batch_size, config.model.g.condition_dim))
     return module.init({"params": rng}, **inputs, **train_kw, method=apply_fn(name))
 
 

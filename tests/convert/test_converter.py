@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from flax import traverse_util
 
 torch = pytest.importorskip("torch")
 
@@ -15,12 +16,27 @@ from jaxmani.convert import converter, torch_io  # noqa: E402
 from jaxmani.errors import UserError  # noqa: E402
 from third_party import lightweight_torch as lt  # noqa: E402
 
+# torchvision vgg16 `features` index -> (out, in) channels of its 3x3 conv (BASELINE_SPEC §3.4).
+VGG_CONVS = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128)}
+
 
 def text_encoder(config):
     """A seeded PyTorch text encoder sized by `config`."""
     torch.manual_seed(0)
     model = config.model
-    return lt.RNN_ENCODER(model.vocab_size, ninput=model.word_dim, nhidden=model.embedding_dim)
+    return lt.RNN_ENCODER(
+        model.text.vocab_size, ninput=model.text.word_dim, nhidden=model.embedding_dim
+    )
+
+
+def vgg_state(prefix: str) -> dict:
+    """A seeded VGG16 state dict with keys `<prefix>.N.weight`, including an unused layer."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for index, (out, inp) in {**VGG_CONVS, 28: (512, 512)}.items():
+        state[f"{prefix}.{index}.weight"] = torch.randn(out, inp, 3, 3, generator=generator)
+        state[f"{prefix}.{index}.bias"] = torch.randn(out, generator=generator)
+    return state
 
 
 @pytest.fixture
@@ -63,7 +79,7 @@ def test_truncated_file_names_the_file(tmp_path, config):
     src = save(tmp_path, text_encoder(config).state_dict())
     with open(src, "r+b") as f:
         f.truncate(os.path.getsize(src) // 2)
-    with pytest.raises(UserError, match=f"^{re.escape(src)}: cannot be read"):
+    with pytest.raises(UserError, match=f"^{re.escape(src)}: not a loadable PyTorch checkpoint"):
         converter.convert_file("text_encoder", src, str(tmp_path / "out.msgpack"), config)
     assert not os.path.exists(tmp_path / "out.msgpack")
 
@@ -83,7 +99,7 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path):
     src = tmp_path / "evil.pth"
     with open(src, "wb") as f:
         pickle.dump({"weight": RunsCode(str(marker))}, f)
-    with pytest.raises(UserError, match=r"evil\.pth: cannot be read"):
+    with pytest.raises(UserError, match=r"evil\.pth: not a loadable PyTorch checkpoint"):
         torch_io.read_state_dict(str(src))
     assert not marker.exists()
 
@@ -103,7 +119,7 @@ def test_misshaped_and_missing_parameters(tmp_path, config):
     state = text_encoder(config).state_dict()
     del state["rnn.bias_hh_l0"]
     src = save(tmp_path, state)
-    config.model.vocab_size = 65
+    config.model.text.vocab_size = 65
     with pytest.raises(UserError) as error:
         converter.convert_file("text_encoder", src, str(tmp_path / "out.msgpack"), config)
     message = str(error.value)
@@ -131,3 +147,30 @@ def test_params_file_checks(tmp_path, config):
     config.model.embedding_dim = 8
     with pytest.raises(UserError, match="mis-shaped"):
         params_io.load_variables(dst, "text_encoder", config)
+
+
+def test_vgg_prefix_of_upstream_vggnet(tmp_path, config):
+    """Upstream VGGNet keys vgg.N.* convert exactly like torchvision's features.N.*."""
+    torchvision = converter.convert_file(
+        "vgg", save(tmp_path, vgg_state("features")), str(tmp_path / "a.msgpack"), config
+    )
+    upstream = converter.convert_file(
+        "vgg", save(tmp_path, vgg_state("vgg"), "vgg.pth"), str(tmp_path / "b.msgpack"), config
+    )
+    flat_a, flat_b = traverse_util.flatten_dict(torchvision), traverse_util.flatten_dict(upstream)
+    assert sorted(flat_a) == sorted(flat_b)
+    assert len(flat_a) == 2 * len(VGG_CONVS)
+    for name in flat_a:
+        np.testing.assert_array_equal(flat_a[name], flat_b[name])
+    state = vgg_state("vgg")["vgg.5.weight"].numpy()
+    np.testing.assert_array_equal(
+        upstream["params"]["conv2_1"]["kernel"], state.transpose(2, 3, 1, 0)
+    )
+
+
+def test_two_keys_for_one_parameter(tmp_path, config):
+    src = save(tmp_path, {**vgg_state("features"), "vgg.0.weight": torch.zeros(64, 3, 3, 3)})
+    message = "features.0.weight and vgg.0.weight both give params/conv1_1/kernel; keep one"
+    with pytest.raises(UserError, match=re.escape(message)):
+        converter.convert_file("vgg", src, str(tmp_path / "out.msgpack"), config)
+    assert not os.path.exists(tmp_path / "out.msgpack")

@@ -363,7 +363,7 @@ def test_unprepared_dataset_names_the_prepare_command(tmp_path):
     with pytest.raises(UserError, match="toy_birds") as error:
         host_batches(make_config(), str(tmp_path), 1)
     assert str(tmp_path) in str(error.value)
-    assert "jaxmani prepare --dataset=toy_birds" in str(error.value)
+    assert "jaxmani prepare --config.data.name=toy_birds" in str(error.value)
 
 
 def test_batch_size_must_split_over_processes(toy_dir):

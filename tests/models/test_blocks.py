@@ -18,16 +18,28 @@ def random_input(shape: tuple[int, ...], seed: int = 1) -> jax.Array:
     return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
-def test_img_up_indices_match_the_spec_maps() -> None:
-    assert blocks.img_up_indices(17, nearest_scale_index=True).tolist() == MODERN_MAP
-    assert blocks.img_up_indices(17, nearest_scale_index=False).tolist() == LEGACY_MAP
+def test_nearest_indices_match_the_spec_maps() -> None:
+    assert blocks.nearest_indices(17, 32, nearest_scale_index=True).tolist() == MODERN_MAP
+    assert blocks.nearest_indices(17, 32, nearest_scale_index=False).tolist() == LEGACY_MAP
     assert [i for i in range(32) if MODERN_MAP[i] != LEGACY_MAP[i]] == [17]
+
+
+@pytest.mark.parametrize("nearest_scale_index", [False, True])
+@pytest.mark.parametrize(("in_size", "out_size"), [(17, 16), (17, 8), (8, 8), (16, 16)])
+def test_nearest_indices_use_the_size_ratio_for_other_sizes(
+    in_size: int, out_size: int, nearest_scale_index: bool
+) -> None:
+    indices = blocks.nearest_indices(in_size, out_size, nearest_scale_index)
+    expected = [i * in_size // out_size for i in range(out_size)]  # floor(i * in / out)
+    assert indices.tolist() == expected
+    if in_size == out_size:
+        assert expected == list(range(out_size))
 
 
 @pytest.mark.parametrize("nearest_scale_index", [False, True])
 def test_img_up_block_matches_numpy(nearest_scale_index: bool) -> None:
     x = random_input((2, 17, 17, 3))
-    module = blocks.ImgUpBlock(4, nearest_scale_index)
+    module = blocks.ImgUpBlock(4, 32, nearest_scale_index)
     variables = ref.random_variables(module, x)
     out = module.apply(variables, x)
     index = MODERN_MAP if nearest_scale_index else LEGACY_MAP

@@ -135,3 +135,91 @@ def test_tiny_forward_matches_numpy_in_train_mode() -> None:
     assert sorted(got) == sorted(want)
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def variable_and_output_shapes(image_size: int, df_dim: int = 2, **kwargs: object) -> tuple:
+    """Abstract variables and (features, cond, uncond) shapes of a small D at `image_size`."""
+    model = Discriminator(df_dim=df_dim, embedding_dim=8, image_size=image_size, **kwargs)
+    images = jax.ShapeDtypeStruct((2, image_size, image_size, 3), jnp.float32)
+    sent_emb = jax.ShapeDtypeStruct((2, 8), jnp.float32)
+
+    def init(images: jax.Array, sent_emb: jax.Array) -> dict:
+        return model.init(jax.random.key(0), images, sent_emb, train=True, method=model.logits)
+
+    variables = jax.eval_shape(init, images, sent_emb)
+
+    def run(module: Discriminator, images: jax.Array, sent_emb: jax.Array) -> tuple:
+        features = module(images, train=True)
+        cond = module.cond_logits(features, sent_emb, train=True)
+        return features, cond, module.uncond_logits(features)
+
+    def apply(variables: dict, images: jax.Array, sent_emb: jax.Array) -> tuple:
+        return model.apply(variables, images, sent_emb, method=run, mutable=["batch_stats"])[0]
+
+    return variables, jax.eval_shape(apply, variables, images, sent_emb)
+
+
+@pytest.mark.parametrize(
+    ("image_size", "tail"),
+    [
+        (64, {}),
+        (128, {"img_code_s32": (4, 4, 16, 32), "img_code_s32_1": (3, 3, 32, 16)}),
+        (
+            256,
+            {
+                "img_code_s32": (4, 4, 16, 32),
+                "img_code_s64": (4, 4, 32, 64),
+                "img_code_s64_1": (3, 3, 64, 32),
+                "img_code_s64_2": (3, 3, 32, 16),
+            },
+        ),
+    ],
+)
+def test_every_size_downsamples_to_4x4_with_one_block_per_halving(
+    image_size: int, tail: dict
+) -> None:
+    variables, (features, cond, uncond) = variable_and_output_shapes(image_size)
+    params = variables["params"]
+    assert set(params) == {"img_code_s16", "UNCOND_DNET", "COND_DNET", *tail}
+    assert {name: params[name]["conv"]["kernel"].shape for name in tail} == tail
+    assert set(variables["batch_stats"]) == {"img_code_s16", "COND_DNET", *tail}
+    assert params["img_code_s16"]["conv4"]["kernel"].shape == (4, 4, 8, 16)
+    assert params["COND_DNET"]["jointConv"]["conv"]["kernel"].shape == (3, 3, 24, 16)
+    assert features.shape == (2, 4, 4, 16)
+    assert cond.shape == uncond.shape == (2,)
+
+
+def test_unsupported_and_mismatched_image_sizes_are_reported() -> None:
+    with pytest.raises(ValueError, match="image sizes 64, 128, 256, not 32"):
+        variable_and_output_shapes(32)
+    model = Discriminator(df_dim=2, image_size=64)
+    images = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)
+    init = functools.partial(model.init, train=True)
+    with pytest.raises(ValueError, match="expects 64x64 images with 3 channels"):
+        jax.eval_shape(init, jax.random.key(0), images)
+
+
+def test_bfloat16_forward_keeps_float32_params_and_returns_bfloat16() -> None:
+    model = Discriminator(df_dim=2, embedding_dim=8, image_size=64, dtype=jnp.bfloat16)
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    sent_emb = rng.normal(size=(2, 8)).astype(np.float32)
+    abstract = jax.eval_shape(
+        lambda x, s: model.init(jax.random.key(0), x, s, train=True, method=model.logits),
+        images,
+        sent_emb,
+    )
+    assert {leaf.dtype for leaf in jax.tree.leaves(abstract)} == {jnp.dtype(jnp.float32)}
+    variables = ref.random_variables(model, images, sent_emb, train=False, method=model.logits)
+
+    def forward(variables: dict, images: jax.Array, sent_emb: jax.Array) -> tuple:
+        return model.apply(
+            variables, images, sent_emb, train=True, method=model.logits, mutable=["batch_stats"]
+        )
+
+    (cond, uncond), state = jax.jit(forward, compiler_options=ref.FAST_COMPILE)(
+        variables, images, sent_emb
+    )
+    assert cond.dtype == uncond.dtype == jnp.bfloat16
+    assert bool(jnp.all(jnp.isfinite(cond.astype(jnp.float32))))
+    assert {leaf.dtype for leaf in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}

@@ -1,4 +1,4 @@
-"""Generator G_NET: parameter tree, shapes, padding invariance, BatchNorm and CA noise."""
+"""Generator G_NET: parameter tree, shapes at each size, padding invariance, BatchNorm, CA noise."""
 
 import functools
 from collections.abc import Callable
@@ -225,3 +225,78 @@ def test_ca_noise_is_injected_drawn_or_absent() -> None:
         standardised = (drawn - mu) / np.exp(0.5 * logvar)
         assert abs(standardised.mean()) < 0.05
         assert abs(standardised.std() - 1.0) < 0.05
+
+
+def input_structs(image_size: int, region: int, batch: int = 2, words: int = 5) -> dict:
+    """Abstract inputs of the tiny generator at `image_size` with a region x region grid."""
+    emb, half = TINY["embedding_dim"], image_size // 2
+
+    def struct(*shape: int, dtype: jnp.dtype = jnp.float32) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct(shape, dtype)
+
+    return {
+        "z": struct(batch, TINY["z_dim"]),
+        "sent_emb": struct(batch, emb),
+        "words_emb": struct(batch, words, emb),
+        "mask": struct(batch, words, dtype=jnp.bool_),
+        "cnn_code": struct(batch, emb),
+        "region_features": struct(batch, region, region, emb),
+        "vgg_features": struct(batch, half, half, 128),
+    }
+
+
+@pytest.mark.parametrize("region", [17, None], ids=["inception_grid", "small_grid"])
+@pytest.mark.parametrize(("image_size", "upsamples"), [(64, 1), (128, 2), (256, 3)])
+def test_every_size_attends_at_s_over_8_and_s_over_4(
+    image_size: int, upsamples: int, region: int | None
+) -> None:
+    model = Generator(**TINY, image_size=image_size)
+    inputs = input_structs(image_size, region or image_size // 8)
+    variables = jax.eval_shape(
+        lambda rng, x: model.init(rng, **x, train=False), jax.random.key(0), inputs
+    )
+    params = traverse_util.flatten_dict(variables["params"], sep="/")
+    gf, emb = TINY["gf_dim"], TINY["embedding_dim"]
+    code_width = TINY["condition_dim"] + TINY["z_dim"] + emb
+    ups = sorted(k.split("/")[1] for k in params if k.startswith("h_net1/upsample"))
+    assert ups == [f"upsample{i}" for i in range(1, upsamples + 2)]
+    assert params["h_net1/fc/kernel"].shape == (code_width, 2 * gf * 2**upsamples * 32)
+    assert params[f"h_net1/upsample{upsamples}/conv/kernel"].shape[-1] == 2 * 2 * gf
+    assert params["h_net1/att/conv_context/kernel"].shape == (emb, 2 * gf)
+    assert params["h_net1/channel_att/conv_context/kernel"].shape == (emb, (image_size // 8) ** 2)
+    assert params["h_net3/channel_att/conv_context/kernel"].shape == (emb, (image_size // 4) ** 2)
+    outputs = jax.eval_shape(lambda v, x: model.apply(v, **x, train=False), variables, inputs)
+    assert outputs["image"].shape == (2, image_size, image_size, 3)
+    assert outputs["attention"].shape == (2, image_size // 4, image_size // 4, 5)
+    assert outputs["mu"].shape == outputs["logvar"].shape == (2, TINY["condition_dim"])
+
+
+def test_unsupported_size_and_wrong_vgg_size_are_reported() -> None:
+    def init(image_size: int, inputs: dict) -> None:
+        model = Generator(**TINY, image_size=image_size)
+        jax.eval_shape(lambda x: model.init(jax.random.key(0), **x, train=False), inputs)
+
+    with pytest.raises(ValueError, match="image sizes 64, 128, 256, not 96"):
+        init(96, input_structs(96, 12))
+    inputs = input_structs(128, 16) | {"vgg_features": input_structs(64, 8)["vgg_features"]}
+    with pytest.raises(ValueError, match="vgg_features at 64x64, got 32x32"):
+        init(128, inputs)
+
+
+def test_bfloat16_forward_keeps_float32_params_and_returns_bfloat16() -> None:
+    inputs = jax.tree.map(
+        lambda s: np.zeros(s.shape, s.dtype) + (s.dtype != jnp.bool_), input_structs(64, 8)
+    )
+    model = Generator(**TINY, image_size=64, dtype=jnp.bfloat16)
+    abstract = jax.eval_shape(lambda x: model.init(jax.random.key(0), **x, train=False), inputs)
+    assert {leaf.dtype for leaf in jax.tree.leaves(abstract)} == {jnp.dtype(jnp.float32)}
+    variables = ref.random_variables(model, **inputs, train=False)
+    eps = np.ones((2, TINY["condition_dim"]), np.float32)
+
+    def forward(variables: dict, inputs: dict) -> tuple:
+        return model.apply(variables, **inputs, train=True, ca_eps=eps, mutable=["batch_stats"])
+
+    outputs, _ = jax.jit(forward, compiler_options=ref.FAST_COMPILE)(variables, inputs)
+    assert outputs["image"].dtype == jnp.bfloat16
+    assert outputs["image"].shape == (2, 64, 64, 3)
+    assert bool(jnp.all(jnp.isfinite(outputs["image"].astype(jnp.float32))))

@@ -13,14 +13,16 @@ TOLERANCE = 1e-4  # Max abs difference allowed between PyTorch and jaxmani outpu
 
 
 def small_gan_config(**compat):
-    """Bird architecture at reduced widths (fast on CPU), with the given compat switches."""
+    """Bird architecture (256x256, Inception encoder) at reduced widths, with the given switches."""
     config = tiny.get_config()
-    config.model.gf_dim = 8
-    config.model.df_dim = 8
+    config.data.image_size = 256
+    config.model.image.encoder = "inception"
+    config.model.g.gf_dim = 8
+    config.model.d.df_dim = 8
     config.model.embedding_dim = 32
-    config.model.z_dim = 16
-    config.model.condition_dim = 16
-    config.model.r_num = 2
+    config.model.g.z_dim = 16
+    config.model.g.condition_dim = 16
+    config.model.g.r_num = 2
     for name, value in compat.items():
         config.compat[name] = value
     return config

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.parity
 
 def test_text_encoder_mixed_lengths(tmp_path):
     config = bird.get_config()
-    config.model.vocab_size = 97
+    config.model.text.vocab_size = 97
     torch.manual_seed(0)
     module = lt.RNN_ENCODER(97).eval()
     lengths = np.array([9, 7, 4, 1], np.int32)

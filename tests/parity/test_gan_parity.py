@@ -33,11 +33,11 @@ def torch_generator(config):
     model, compat = config.model, config.compat
     torch.manual_seed(0)
     module = lt.G_NET(
-        gf_dim=model.gf_dim,
-        z_dim=model.z_dim,
-        condition_dim=model.condition_dim,
+        gf_dim=model.g.gf_dim,
+        z_dim=model.g.z_dim,
+        condition_dim=model.g.condition_dim,
         embedding_dim=model.embedding_dim,
-        r_num=model.r_num,
+        r_num=model.g.r_num,
         **{name: bool(compat[name]) for name in COMPAT_SWITCHES},
     )
     module.apply(lt.weights_init)
@@ -55,14 +55,14 @@ def generator_inputs(config, batch, lengths, extra_columns):
     mask = np.arange(t)[None, :] >= np.asarray(lengths)[:, None]
     words[mask] = 0.0  # The text encoder's outputs are exactly 0 at padding.
     return {
-        "z": rng.standard_normal((batch, config.model.z_dim)).astype(np.float32),
+        "z": rng.standard_normal((batch, config.model.g.z_dim)).astype(np.float32),
         "sent_emb": rng.standard_normal((batch, e)).astype(np.float32),
         "words": words,
         "mask": mask,
         "cnn_code": rng.standard_normal((batch, e)).astype(np.float32),
         "region": rng.standard_normal((batch, 17, 17, e)).astype(np.float32),
         "vgg": np.abs(rng.standard_normal((batch, 128, 128, 128))).astype(np.float32),
-        "ca_eps": rng.standard_normal((batch, config.model.condition_dim)).astype(np.float32),
+        "ca_eps": rng.standard_normal((batch, config.model.g.condition_dim)).astype(np.float32),
         "extra": extra_columns,
     }
 
@@ -170,7 +170,7 @@ def torch_discriminator(df_dim, embedding_dim):
 @pytest.mark.parametrize("size", ["small", "bird"])
 def test_discriminator(tmp_path, size):
     config = small_gan_config() if size == "small" else bird.get_config()
-    module = torch_discriminator(config.model.df_dim, config.model.embedding_dim)
+    module = torch_discriminator(config.model.d.df_dim, config.model.embedding_dim)
     variables = convert_module(tmp_path, "discriminator", module, config)
     rng = np.random.default_rng(6)
     images = rng.uniform(-1, 1, (3, 256, 256, 3)).astype(np.float32)
