@@ -6,6 +6,7 @@ jaxmani train --config=configs/toy_baseline.py --workdir=runs/baseline
 jaxmani info --workdir=runs/baseline
 jaxmani convert --network=generator --src=netG_epoch_100.pth --dst=params/generator.msgpack
 jaxmani bench forward --config=configs/bird.py
+jaxmani bench train --config=configs/bird.py
 """
 
 import os

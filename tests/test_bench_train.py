@@ -10,7 +10,7 @@ from jaxmani import bench
 from jaxmani.errors import UserError
 from tests.parity.conftest import small_gan_config
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.parity, pytest.mark.slow]  # Minutes: a full step at 256x256, twice.
 
 
 def test_bench_train_prints_both_steps_ratio_and_last_line():
