@@ -68,6 +68,7 @@ from tests.parity.conftest import (  # noqa: E402
     nhwc_to_torch,
     small_gan_config,
 )
+from tests.parity.test_gan_parity import torch_generator  # noqa: E402
 from third_party import lightweight_torch as lt  # noqa: E402
 from third_party.lightweight_torch import train_step as lt_step  # noqa: E402
 
@@ -135,25 +136,8 @@ def step_config(extras):
 
 def torch_nets(config):
     """Seeded PyTorch G, D, text encoder, Inception image encoder and VGG (float32)."""
-    model, compat = config.model, config.compat
-    torch.manual_seed(0)
-    netG = lt.G_NET(
-        gf_dim=model.g.gf_dim,
-        z_dim=model.g.z_dim,
-        condition_dim=model.g.condition_dim,
-        embedding_dim=model.embedding_dim,
-        r_num=model.g.r_num,
-        attention_mask_other_sample=compat.attention_mask_other_sample,
-        channel_attention_batch_padding=compat.channel_attention_batch_padding,
-        skip_init_bn_at_batch_one=compat.skip_init_bn_at_batch_one,
-        nearest_scale_index=compat.nearest_scale_index,
-        ca_noise_at_eval=compat.ca_noise_at_eval,
-    )
-    netG.apply(lt.weights_init)
-    with torch.no_grad():
-        for norm in (netG.h_net1.fc[1], netG.imgUpSample2[1]):  # Non-trivial running stats.
-            norm.running_mean.uniform_(-0.5, 0.5)
-            norm.running_var.uniform_(0.5, 2.0)
+    model = config.model
+    netG = torch_generator(config)
     torch.manual_seed(1)
     netD = lt.D_NET256(df_dim=model.d.df_dim, embedding_dim=model.embedding_dim)
     netD.apply(lt.weights_init)
