@@ -52,6 +52,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.pretrained.text_encoder = ""  # DAMSM text encoder (`jaxmani pretrain` writes one).
     config.pretrained.image_encoder = ""  # DAMSM image encoder (`jaxmani pretrain` writes one).
     config.pretrained.vgg = ""  # VGG16 relu2_2 params file for the perceptual loss and G input.
+    config.pretrained.fid_inception = ""  # FID Inception (pt_inception-2015-12-05) for FID.
+    config.pretrained.inception = ""  # torchvision Inception-v3 (ImageNet) for the IS.
 
     # Places where the PyTorch baseline departs from a clean implementation and changes outputs
     # (BASELINE_SPEC §7, §9). All off here; the parity configs turn them on.
@@ -121,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.pretrain.log_every = 100  # Steps between metric lines.
 
     config.parallel = ml_collections.ConfigDict()
-    config.parallel.mode = "jit"  # "jit": global batch over a ('data',) mesh ("pmap" to come).
+    config.parallel.mode = "jit"  # "jit": global batch over a ('data',) mesh; or "pmap".
     # Multi-process runs: "" = one process; "auto" = jax.distributed.initialize() detects the
     # cluster (SLURM, TPU pod slices, Open MPI); "host:port" = explicit coordinator, with
     # num_processes and process_id below.
@@ -133,4 +135,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.bench.warmup = 2  # Untimed iterations before timing (compilation included there).
     config.bench.iters = 5  # Timed iterations; the median is reported.
     config.bench.input_batches = 100  # Batches timed by `jaxmani bench input`.
+
+    config.evaluate = ml_collections.ConfigDict()
+    config.evaluate.batch_size = 10  # Global eval batch (G-EMA runs in eval mode: no effect).
+    config.evaluate.seed = 0  # Seeds G's noise z per batch and the R-precision draws.
+    config.evaluate.fid_protocol = "pytorch_fid"  # Or "seed_train" (how the paper's FID ran).
+    config.evaluate.r_precision_repeats = 10  # R-precision draws of 99 distractors (AttnGAN: 10).
+    config.evaluate.grid_rows = 8  # Test images shown in the edit and attention figures.
     return config

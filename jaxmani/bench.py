@@ -218,6 +218,9 @@ class TrainBench:
     compile_seconds: float  # Lowering + compiling the JAX step, before its first run.
     flops: float  # FLOPs of one JAX step by XLA's cost analysis.
     peak_rss: dict[str, int]  # Framework -> peak RSS bytes of the process that ran it.
+    batch_size: int
+    image_size: int
+    note: str  # Why there is no PyTorch row ("" when there is one).
 
 
 def peak_rss_bytes() -> int:
@@ -234,13 +237,11 @@ def peak_rss_bytes() -> int:
 
 
 def train_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of `config` that both frameworks can run: checked, with a vocabulary size."""
-    if config.data.image_size != 256 or config.model.image.encoder != "inception":
-        raise UserError(
-            "bench train compares with the PyTorch restatement, which exists at 256x256 with the "
-            "Inception encoder: use --config.data.image_size=256 "
-            "--config.model.image.encoder=inception (configs/bird.py)"
-        )
+    """A checked copy of `config` with a vocabulary size and seeded random frozen encoders.
+
+    The frozen encoders' weights do not change a step's work, so their params files (which a toy
+    config names before `jaxmani pretrain` has written them) are not read.
+    """
     on = [name for name in METHOD_SWITCHES if config_value(config, name)]
     if on:
         raise UserError(
@@ -249,7 +250,22 @@ def train_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.model.text.vocab_size = config.model.text.vocab_size or BIRD_VOCAB_SIZE
+        for name in config.pretrained:
+            config.pretrained[name] = ""
     return config
+
+
+def torch_missing_reason(config: ml_collections.ConfigDict) -> str:
+    """Why the PyTorch restatement cannot run this config's step ("" when it can)."""
+    if importlib.util.find_spec("torch") is None:
+        return "PyTorch is not installed: JAX only"
+    if config.data.image_size != 256 or config.model.image.encoder != "inception":
+        return (
+            "the PyTorch restatement exists only at 256x256 with the Inception encoder "
+            f"(this config: {config.data.image_size}x{config.data.image_size}, "
+            f"{config.model.image.encoder} encoder): JAX only"
+        )
+    return ""
 
 
 def config_value(config: ml_collections.ConfigDict, dotted: str) -> Any:
@@ -391,7 +407,8 @@ def torch_train_step(
 
 
 def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
-    """One full training step (D + G + EMA, frozen encoders) in JAX and, if installed, PyTorch.
+    """One full training step (D + G + EMA, frozen encoders) in JAX and, where the restatement
+    runs the config (torch_missing_reason), in PyTorch.
 
     Both get the same networks, batch and config.bench warmup and iterations. Peak RSS: JAX's is
     this process's peak after its measurement (everything before it in the process included);
@@ -403,26 +420,143 @@ def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
     row, compile_seconds, flops = jax_train_step(config, batch)
     rows = [row]
     peak_rss = {"jax": peak_rss_bytes()}
-    if importlib.util.find_spec("torch") is not None:
+    note = torch_missing_reason(config)
+    if not note:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
             torch_row, peak_rss["torch"] = pool.submit(torch_train_step, config, batch).result()
         rows.append(torch_row)
-    return TrainBench(rows, compile_seconds, flops, peak_rss)
+    size = config.data.image_size
+    return TrainBench(rows, compile_seconds, flops, peak_rss, config.train.batch_size, size, note)
 
 
 def format_train(result: TrainBench) -> list[str]:
-    """format_rows plus compile time, FLOP/s and peak RSS; the last line is machine-readable."""
+    """format_rows plus steps/s, compile time, FLOP/s and peak RSS; the last line is
+    machine-readable."""
     seconds = result.rows[0].seconds
     rss = {name: value / 2**20 for name, value in result.peak_rss.items()}
     memory = ", ".join(f"{name} {value:.0f} MiB" for name, value in rss.items())
     if "torch" in rss:
         memory += f"  jax/torch {rss['jax'] / rss['torch']:.2f}"
+    size = f"{result.image_size}x{result.image_size}"
+    speed = ", ".join(f"{row.framework} {1 / row.seconds:.3f}" for row in result.rows)
     return [
         *format_rows(result.rows),
+        *([f"note: {result.note}"] if result.note else []),
+        f"steps/s at batch {result.batch_size}, {size}: {speed}",
         f"jax compile before the first step {result.compile_seconds:.1f} s",
         f"jax {result.flops / seconds / 1e9:.1f} GFLOP/s achieved "
         f"({result.flops / 1e9:.2f} GFLOP per step by XLA's cost analysis)",
         f"peak RSS (each framework in its own process) {memory}",
         f"train_step_seconds {seconds:.6f} peak_rss_mib {result.peak_rss['jax'] // 2**20}",
     ]
+
+
+EDIT_BATCHES = (1, 10)  # Batch sizes `bench edit` times.
+EDIT_INPUTS = ("images", "captions", "lengths", "z", "ca_eps")  # generate.edit's order.
+
+
+@dataclasses.dataclass(frozen=True)
+class EditBench:
+    """`bench edit`'s rows (one per framework and batch size) and why PyTorch is missing, if so."""
+
+    rows: list[Row]
+    batches: tuple[int, ...]
+    note: str
+
+
+def edit_inputs(config: ml_collections.ConfigDict, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """A seeded edit batch: images in [-1, 1], captions of words_num words, z and zero CA eps."""
+    rng = np.random.default_rng(seed)
+    size, words, model = config.data.image_size, config.data.words_num, config.model
+    return {
+        "images": rng.uniform(-1.0, 1.0, (batch, size, size, 3)).astype(np.float32),
+        "captions": rng.integers(1, model.text.vocab_size, (batch, words)).astype(np.int32),
+        "lengths": np.full((batch,), words, np.int32),
+        "z": rng.standard_normal((batch, model.g.z_dim)).astype(np.float32),
+        "ca_eps": np.zeros((batch, model.g.condition_dim), np.float32),
+    }
+
+
+def jax_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> list[Row]:
+    """Times the compiled edit forward (text and image encoders, VGG, G in eval mode) per batch."""
+    from jaxmani import generate
+    from jaxmani.train import loop
+
+    networks = generate.create_networks(config)
+    root = jax.random.PRNGKey(config.seed)
+    variables = (
+        registry.init_variables("generator", config, jax.random.fold_in(root, 0)),
+        loop.load_frozen(config, jax.random.fold_in(root, 1)),
+    )
+    forward = jax.jit(lambda *args: generate.edit(networks, *args))
+    rows = []
+    for batch in batches:
+        inputs = jax.device_put(edit_inputs(config, batch, config.seed))
+        args = (*variables, *(inputs[key] for key in EDIT_INPUTS))
+        compiled = forward.lower(*args).compile()
+        seconds = time_median(
+            lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)),
+            config.bench.warmup,
+            config.bench.iters,
+        )
+        rows.append(Row(f"edit_batch{batch}", "jax", seconds, compiled_peak_bytes(compiled)))
+    return rows
+
+
+def torch_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> list[Row]:
+    """The same edit forward on the PyTorch restatement (eval mode, no_grad, NCHW)."""
+    import torch
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    nets = torch_train_nets(config, device)
+    for net in nets.values():
+        net.eval()
+    rows = []
+    for batch in batches:
+        inputs = edit_inputs(config, batch, config.seed)
+        inputs["images"] = inputs["images"].transpose(0, 3, 1, 2).copy()
+        x = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
+        captions = x["captions"].long()
+
+        def step(x=x, captions=captions):
+            with torch.no_grad():
+                words, sentence = nets["text_encoder"](captions, x["lengths"].cpu())
+                region, code = nets["image_encoder"](x["images"])
+                vgg = nets["vgg"](x["images"])
+                mask = captions == 0
+                nets["netG"](x["z"], sentence, words, mask, code, region, vgg, ca_eps=x["ca_eps"])
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        seconds = time_median(step, config.bench.warmup, config.bench.iters)
+        peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
+        rows.append(Row(f"edit_batch{batch}", "torch", seconds, peak))
+    return rows
+
+
+def bench_edit(
+    config: ml_collections.ConfigDict, batches: tuple[int, ...] = EDIT_BATCHES
+) -> EditBench:
+    """Latency of one edit at the config's size, after compilation, per batch size, in JAX and,
+    at 256x256 with the Inception encoder and torch installed, in the PyTorch restatement."""
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.model.text.vocab_size = config.model.text.vocab_size or BIRD_VOCAB_SIZE
+    rows = jax_edit(config, batches)
+    note = torch_missing_reason(config)
+    if not note:
+        rows += torch_edit(config, batches)
+    return EditBench(rows, batches, note)
+
+
+def format_edit(result: EditBench) -> list[str]:
+    """format_rows plus milliseconds per image of every row, and the note if there is one."""
+    lines = format_rows(result.rows)
+    for row in result.rows:
+        batch = int(row.name.removeprefix("edit_batch"))
+        lines.append(f"{row.name:14s} {row.framework:6s} {row.seconds / batch * 1e3:9.1f} ms/image")
+    return [*lines, result.note] if result.note else lines

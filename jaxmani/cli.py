@@ -1,174 +1,105 @@
-"""The `jaxmani` command: parses flags, then makes one library call per command.
+"""The `jaxmani` command line: one table entry per command, from which parsing and help come.
 
-jaxmani info --config=configs/bird.py
-jaxmani pretrain --config=configs/toy_baseline.py --workdir=runs/damsm
-jaxmani train --config=configs/toy_baseline.py --workdir=runs/baseline
-jaxmani info --workdir=runs/baseline
-jaxmani convert --network=generator --src=netG_epoch_100.pth --dst=params/generator.msgpack
-jaxmani bench forward --config=configs/bird.py
-jaxmani bench train --config=configs/bird.py
+Every command reads the config selected by `--config` (a file, or a packaged config's name such as
+`bird`; default: the packaged default) with single-field overrides `--config.<group>.<field>=v`,
+checks it once (jaxmani.config_check) and makes one library call. A user mistake is one line
+`jaxmani: error: ...` on stderr and exit status 2; Ctrl-C is `jaxmani: interrupted` and 130.
 """
 
+import dataclasses
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import ml_collections
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 import configs
 from jaxmani.errors import UserError
+from jaxmani.progress import stage
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    os.path.join(os.path.dirname(configs.__file__), "default.py"),
-    "Config file, e.g. configs/bird.py (default: the packaged configs/default.py).",
-    lock_config=True,
-)
-_NETWORK = flags.DEFINE_string("network", None, "convert: which network the checkpoint holds.")
-_SRC = flags.DEFINE_string("src", None, "convert: the PyTorch checkpoint to read.")
-_DST = flags.DEFINE_string("dst", None, "convert: the jaxmani params file to write.")
-_KEY = flags.DEFINE_string(
-    "key", "", "convert: dotted entry of a checkpoint that nests the state dict."
-)
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None, "demo, pretrain, train, info: the run's directory (outputs, checkpoints)."
-)
-_FCN_ONNX = flags.DEFINE_string(
-    "fcn_onnx", None, "prepare: FCN-ResNet101 ONNX file; stores its background masks (cub_birds)."
-)
-_MANUAL_DIR = flags.DEFINE_string(
-    "manual_dir", None, "prepare: cub_birds input directory (BASELINE layout)."
-)
+USAGE_STATUS = 2
+INTERRUPTED_STATUS = 130
+VERBOSITY_NAMES = ("debug", "info", "warning", "error", "fatal")
 
 
-def load_config() -> ml_collections.ConfigDict:
-    """Returns the config selected by --config, with its overrides."""
-    return _CONFIG.value
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A command's own flag: `--name=value`, `--name value`; a bool one `--name` / `--noname`."""
+
+    name: str
+    help: str
+    default: str | int | bool | None = None
+    required: bool = False
+    output_dir: bool = False  # A directory the command writes: checked before any work.
+
+    def parse(self, text: str | None) -> str | int | bool:
+        """The flag's value from its text (None: the flag was given without a value)."""
+        if isinstance(self.default, bool):
+            if text is None or text.lower() in ("true", "1"):
+                return True
+            if text.lower() in ("false", "0"):
+                return False
+            raise UserError(f"--{self.name}={text}: give true or false")
+        if text is None or text == "":
+            raise UserError(f"--{self.name} needs a value: --{self.name}=<value>")
+        if isinstance(self.default, int):
+            try:
+                return int(text)
+            except ValueError:
+                raise UserError(f"--{self.name}={text}: give an integer") from None
+        return text
 
 
-def require(flag: flags.FlagHolder, command: str) -> str:
-    """Returns a flag's value or raises a UserError naming the missing flag."""
-    if flag.value is None:
-        raise UserError(f"{command} needs --{flag.name}")
-    return flag.value
+@dataclasses.dataclass(frozen=True)
+class Positional:
+    """A command's positional arguments: exactly one of `choices`, or (`many`) one or more."""
+
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()
+    many: bool = False
 
 
-def command_info(args: Sequence[str]) -> None:
-    """Prints `params/<network> <count>` per network and the total, or with --workdir the
-    latest checkpoint's `step <n>` and `fingerprint <sha256>`."""
-    from jaxmani.models import registry
+@dataclasses.dataclass(frozen=True)
+class Invocation:
+    """What a handler gets: every flag of its command (defaults filled), the positional arguments
+    and the checked config."""
 
-    if _WORKDIR.value is not None:
-        from jaxmani.train import checkpoint
-
-        step, digest = checkpoint.latest_fingerprint(_WORKDIR.value)
-        print(f"step {step}")
-        print(f"fingerprint {digest}")
-        return
-    config = load_config()
-    total = 0
-    for name in registry.GAN_NETWORKS:
-        count = registry.count_params(registry.abstract_variables(name, config))
-        total += count
-        print(f"params/{name} {count}")
-    print(f"params/total {total}")
+    flags: dict[str, Any]
+    positional: tuple[str, ...]
+    config: ml_collections.ConfigDict
+    config_given: bool  # --config or an override was on the command line.
 
 
-def command_convert(args: Sequence[str]) -> None:
-    """Converts a PyTorch checkpoint into a jaxmani params file."""
-    from jaxmani.convert import converter
-    from jaxmani.models import registry
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One `jaxmani <name>` command: its help text, flags, config groups, examples and handler."""
 
-    variables = converter.convert_file(
-        require(_NETWORK, "convert"),
-        require(_SRC, "convert"),
-        require(_DST, "convert"),
-        load_config(),
-        key=_KEY.value,
-    )
-    print(f"{_DST.value}: {_NETWORK.value}, {registry.count_params(variables)} params")
-
-
-def command_bench(args: Sequence[str]) -> None:
-    """Runs a benchmark: `jaxmani bench forward`, `jaxmani bench input` or `jaxmani bench train`."""
-    from jaxmani import bench
-
-    config = load_config()
-    if list(args) == ["forward"]:
-        for line in bench.format_rows(bench.bench_forward(config)):
-            print(line)
-    elif list(args) == ["input"]:
-        print(bench.bench_input(config, config.data.data_dir, config.bench.input_batches))
-    elif list(args) == ["train"]:
-        for line in bench.format_train(bench.bench_train(config)):
-            print(line)
-    else:
-        raise UserError("bench takes one of: forward, input, train")
+    name: str
+    summary: str
+    description: str
+    handler: Callable[[Invocation], None]
+    flags: tuple[Flag, ...] = ()
+    config_groups: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    positional: Positional | None = None
 
 
-def command_prepare(args: Sequence[str]) -> None:
-    """Builds the dataset config.data.name offline into config.data.data_dir."""
-    from jaxmani.data import prepare
+@dataclasses.dataclass(frozen=True)
+class Parsed:
+    """A command line split into the command's flags, config arguments and positionals."""
 
-    data = load_config().data
-    try:
-        path = prepare.prepare_dataset(
-            data.name,
-            data.data_dir,
-            data.builder_config or None,
-            _MANUAL_DIR.value,
-            fcn_onnx=_FCN_ONNX.value,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(one_line(e)) from e
-    print(f"prepared {path}")
-
-
-def command_demo(args: Sequence[str]) -> None:
-    """Runs the embedded toy demo end to end and prints where its image grid went."""
-    from jaxmani import demo
-
-    print(f"wrote {demo.run_demo(load_config(), require(_WORKDIR, 'demo'))}")
-
-
-def command_pretrain(args: Sequence[str]) -> None:
-    """Trains the DAMSM encoders and prints the test loss and retrieval accuracy."""
-    from jaxmani.train import pretrain
-
-    workdir = require(_WORKDIR, "pretrain")
-    for name, value in pretrain.pretrain(load_config(), workdir).items():
-        print(f"{name} {value:.4f}")
-    print(f"wrote {workdir}/text_encoder.msgpack and {workdir}/image_encoder.msgpack")
-
-
-def command_train(args: Sequence[str]) -> None:
-    """Trains (or resumes) the GAN in --workdir."""
-    from jaxmani.train import loop
-
-    workdir = require(_WORKDIR, "train")
-    state = loop.train(load_config(), workdir)
-    print(f"{workdir}: step {int(state.step)}")
-
-
-HANDLERS: dict[str, Callable[[Sequence[str]], None]] = {
-    "info": command_info,
-    "convert": command_convert,
-    "bench": command_bench,
-    "prepare": command_prepare,
-    "demo": command_demo,
-    "pretrain": command_pretrain,
-    "train": command_train,
-}
-
-
-def main(argv: Sequence[str]) -> None:
-    """Dispatches to the command named by the first positional argument."""
-    if len(argv) < 2 or argv[1] not in HANDLERS:
-        raise UserError(f"usage: jaxmani <command> [flags]; commands: {', '.join(HANDLERS)}")
-    HANDLERS[argv[1]](argv[2:])
+    flags: dict[str, Any]
+    positional: tuple[str, ...]
+    config: str | None  # The --config value.
+    overrides: tuple[str, ...]  # `--config.a.b=v` arguments.
+    verbosity: str | None
+    help: bool
 
 
 def one_line(error: BaseException) -> str:
@@ -177,49 +108,664 @@ def one_line(error: BaseException) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def unknown_field_message(argv: Sequence[str], error: BaseException) -> str:
+def check_writable_dir(path: str, what: str) -> None:
+    """Raises a UserError unless `path` is, or can be created as, a writable directory."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = (
+            "is a file" if existing == os.path.abspath(path) else f"is under the file {existing}"
+        )
+        raise UserError(f"{what}={path} {where}; give a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what}={path}: {existing} is not writable; give another directory")
+
+
+def check_data_dir(config: ml_collections.ConfigDict) -> None:
+    """Raises a UserError when config.data.data_dir exists but is not a directory."""
+    if os.path.exists(config.data.data_dir) and not os.path.isdir(config.data.data_dir):
+        raise UserError(
+            f"config.data.data_dir={config.data.data_dir} is a file; give the directory that "
+            "`jaxmani prepare` builds into"
+        )
+
+
+def command_info(run: Invocation) -> None:
+    """Prints `params/<network> <count>` per network and the total, or with --workdir the
+    latest checkpoint's `step <n>` and `fingerprint <sha256>`."""
+    from jaxmani.models import registry
+
+    workdir = run.flags["workdir"]
+    if workdir is not None:
+        if run.config_given:
+            raise UserError("info --workdir reads the run's own config; drop --config")
+        from jaxmani.train import checkpoint
+
+        step, digest = checkpoint.latest_fingerprint(workdir)
+        print(f"step {step}")
+        print(f"fingerprint {digest}")
+        return
+    total = 0
+    for name in registry.GAN_NETWORKS:
+        count = registry.count_params(registry.abstract_variables(name, run.config))
+        total += count
+        print(f"params/{name} {count}")
+    print(f"params/total {total}")
+
+
+def command_convert(run: Invocation) -> None:
+    """Converts a PyTorch checkpoint into a jaxmani params file."""
+    from jaxmani.convert import converter
+    from jaxmani.models import registry
+
+    values = run.flags
+    variables = converter.convert_file(
+        values["network"],
+        values["src"],
+        values["dst"],
+        run.config,
+        key=values["key"],
+        overwrite=values["overwrite"],
+    )
+    print(f"{values['dst']}: {values['network']}, {registry.count_params(variables)} params")
+
+
+def command_bench(run: Invocation) -> None:
+    """Runs the benchmark named by the positional argument."""
+    from jaxmani import bench
+
+    config, mode = run.config, run.positional[0]
+    if mode == "input":
+        from jaxmani.data import pipeline
+
+        check_data_dir(config)
+        pipeline.load_builder(config)
+    if mode == "train":
+        bench.train_config(config)
+    with stage("bench", f"{mode}: compiling, then timing"):
+        if mode == "forward":
+            lines = bench.format_rows(bench.bench_forward(config))
+        elif mode == "input":
+            lines = [bench.bench_input(config, config.data.data_dir, config.bench.input_batches)]
+        elif mode == "train":
+            lines = bench.format_train(bench.bench_train(config))
+        else:
+            lines = bench.format_edit(bench.bench_edit(config))
+    for line in lines:
+        print(line)
+
+
+def command_prepare(run: Invocation) -> None:
+    """Builds the dataset config.data.name offline into config.data.data_dir."""
+    from jaxmani.data import prepare
+
+    data = run.config.data
+    check_writable_dir(data.data_dir, "config.data.data_dir")
+    try:
+        path = prepare.prepare_dataset(
+            data.name,
+            data.data_dir,
+            data.builder_config or None,
+            run.flags["manual_dir"],
+            fcn_onnx=run.flags["fcn_onnx"],
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(one_line(e)) from e
+    print(f"prepared {path}")
+
+
+def command_demo(run: Invocation) -> None:
+    """Runs the embedded toy demo end to end and prints where its image grid went."""
+    from jaxmani import demo
+
+    print(f"wrote {demo.run_demo(run.config, run.flags['workdir'])}")
+
+
+def command_pretrain(run: Invocation) -> None:
+    """Trains the DAMSM encoders and prints the test loss and retrieval accuracy."""
+    check_data_dir(run.config)
+    from jaxmani.train import pretrain
+
+    workdir = run.flags["workdir"]
+    for name, value in pretrain.pretrain(run.config, workdir).items():
+        print(f"{name} {value:.4f}")
+    print(f"wrote {workdir}/text_encoder.msgpack and {workdir}/image_encoder.msgpack")
+
+
+def command_train(run: Invocation) -> None:
+    """Trains (or resumes) the GAN in --workdir."""
+    check_data_dir(run.config)
+    from jaxmani.train import loop
+
+    workdir = run.flags["workdir"]
+    state = loop.train(run.config, workdir)
+    print(f"{workdir}: step {int(state.step)}")
+
+
+def command_evaluate(run: Invocation) -> None:
+    """Evaluates a workdir's latest checkpoint, or converted params files, and prints where."""
+    from jaxmani.evaluate import run as evaluate
+
+    values = run.flags
+    converted = {name: values[name] for name in CONVERTED_FLAGS}
+    if values["workdir"] is not None:
+        given = [f"--{name}" for name, value in converted.items() if value is not None]
+        if given:
+            raise UserError(f"evaluate --workdir reads the run's own networks; drop {given[0]}")
+        out = evaluate.evaluate_workdir(
+            run.config if run.config_given else None, values["workdir"], values["out"]
+        )
+    else:
+        missing = [f"--{n}" for n in CONVERTED_FLAGS[:-1] if converted[n] is None]
+        if missing or values["out"] is None:
+            needed = ", ".join([*missing, *(["--out"] if values["out"] is None else [])])
+            raise UserError(f"evaluate needs --workdir, or converted params files: add {needed}")
+        out = evaluate.evaluate_params(
+            run.config, values["out"], **{k: v or "" for k, v in converted.items()}
+        )
+    print(f"wrote {out}/metrics.json and {out}/report.md")
+
+
+def command_report(run: Invocation) -> None:
+    """Writes the paper-table report of evaluated workdirs and prints it."""
+    from jaxmani.evaluate import report
+
+    path = report.write_report(list(run.positional), run.flags["out"])
+    with open(path) as f:
+        print(f.read(), end="")
+    print(f"wrote {path}")
+
+
+def command_manipulate(run: Invocation) -> None:
+    """Edits an image (or a folder of images) with sentences and prints what it wrote."""
+    from jaxmani.edit import command
+
+    values = run.flags
+    if values["workdir"] is not None and run.config_given:
+        raise UserError("manipulate --workdir reads the run's own config; drop --config")
+    report = command.manipulate(
+        config=run.config,
+        **{name: values[name] for name in (*CONVERTED_FLAGS, *MANIPULATE_FLAGS)},
+    )
+    for line in report.warnings:
+        print(f"jaxmani: warning: {line}", file=sys.stderr)
+    for path in report.written:
+        print(f"wrote {path}")
+
+
+NETWORK_GROUPS = ("model", "data", "compat")  # What building the networks reads.
+TRAIN_GROUPS = (*NETWORK_GROUPS, "seed", "pretrained", "loss", "optim", "train", "parallel")
+WORKDIR_HELP = "the run's directory: checkpoints, logs, samples"
+# Converted PyTorch files that stand in for a workdir (evaluate, manipulate).
+CONVERTED_FLAGS = ("generator", "text_encoder", "image_encoder", "vocabulary", "vgg")
+MANIPULATE_FLAGS = (
+    "workdir",
+    "out",
+    "image",
+    "text",
+    "images",
+    "captions",
+    "side_by_side",
+    "overwrite",
+    "seed",
+)
+CONVERTED = (
+    Flag("generator", "instead of --workdir: a converted generator params file"),
+    Flag("text_encoder", "with --generator: the converted DAMSM text encoder"),
+    Flag("image_encoder", "with --generator: the converted DAMSM image encoder"),
+    Flag("vocabulary", "with --generator: vocabulary.json, or the baseline's captions.pickle"),
+    Flag("vgg", "with --generator: the converted VGG16, else config.pretrained.vgg"),
+)
+
+COMMANDS = (
+    Command(
+        name="info",
+        summary="parameter counts of every network, or a run's latest checkpoint",
+        description=(
+            "Prints `params/<network> <count>` for each network the config builds and "
+            "`params/total`; with --workdir, `step <n>` and `fingerprint <sha256>` of the run's "
+            "latest checkpoint (parameters and BatchNorm buffers of G, G-EMA and D)."
+        ),
+        handler=command_info,
+        flags=(Flag("workdir", f"{WORKDIR_HELP}; show its latest checkpoint instead"),),
+        config_groups=NETWORK_GROUPS,
+        examples=("jaxmani info --config=bird", "jaxmani info --workdir=runs/toy_combined"),
+    ),
+    Command(
+        name="convert",
+        summary="PyTorch checkpoint -> jaxmani params file",
+        description=(
+            "Reads a PyTorch state dict (weights only, never code) and writes the flax variables "
+            "of one network, checked against the network the config builds, atomically."
+        ),
+        handler=command_convert,
+        flags=(
+            Flag("network", "which network the checkpoint holds", required=True),
+            Flag("src", "the PyTorch checkpoint to read", required=True),
+            Flag("dst", "the params file to write (its folder must exist)", required=True),
+            Flag("key", "dotted entry of a checkpoint that nests the state dict", default=""),
+            Flag("overwrite", "replace an existing --dst", default=False),
+        ),
+        config_groups=NETWORK_GROUPS,
+        examples=(
+            "jaxmani convert --config=parity_seed --network=generator "
+            "--src=netG_epoch_100.pth --dst=generator.msgpack",
+        ),
+    ),
+    Command(
+        name="prepare",
+        summary="build a dataset offline into config.data.data_dir",
+        description=(
+            "Builds config.data.name (config.data.builder_config) as array_record files in "
+            "config.data.data_dir without downloading anything; cub_birds reads the files of "
+            "--manual_dir. A failed or interrupted build leaves nothing behind."
+        ),
+        handler=command_prepare,
+        flags=(
+            Flag("manual_dir", "cub_birds: the directory holding the downloaded CUB files"),
+            Flag("fcn_onnx", "cub_birds: FCN-ResNet101 ONNX file; stores its background masks"),
+        ),
+        config_groups=("data",),
+        examples=(
+            "jaxmani prepare --config=toy_baseline",
+            "jaxmani prepare --config=bird --manual_dir=birds",
+        ),
+    ),
+    Command(
+        name="pretrain",
+        summary="train the DAMSM text and image encoders",
+        description=(
+            "Trains the DAMSM encoders on the configured dataset; writes text_encoder.msgpack, "
+            "image_encoder.msgpack and vocabulary.json into --workdir for config.pretrained."
+        ),
+        handler=command_pretrain,
+        flags=(Flag("workdir", "where the encoders and logs go", required=True, output_dir=True),),
+        config_groups=(*NETWORK_GROUPS, "seed", "loss", "pretrain", "train"),
+        examples=("jaxmani pretrain --config=toy_baseline --workdir=runs/toy_damsm",),
+    ),
+    Command(
+        name="train",
+        summary="train the GAN; resumes from the workdir's latest checkpoint",
+        description=(
+            "Trains G and D up to config.train.num_steps with checkpoints, metrics (JSON lines "
+            "and TensorBoard) and sample grids in --workdir; a second run resumes exactly."
+        ),
+        handler=command_train,
+        flags=(Flag("workdir", WORKDIR_HELP, required=True, output_dir=True),),
+        config_groups=TRAIN_GROUPS,
+        examples=("jaxmani train --config=toy_combined --workdir=runs/toy_combined",),
+    ),
+    Command(
+        name="demo",
+        summary="build a small toy_birds and run one edit with random weights",
+        description=(
+            "Builds 16 train and 8 test toy_birds images in <workdir>/data, initialises every "
+            "network with seeded random weights, edits the test images and writes "
+            "<workdir>/demo_grid.png (original | ground-truth edit | output)."
+        ),
+        handler=command_demo,
+        flags=(Flag("workdir", "where the data and the grid go", required=True, output_dir=True),),
+        config_groups=(*NETWORK_GROUPS, "seed", "train"),
+        examples=("jaxmani demo --workdir=demo", "jaxmani demo --config=tiny --workdir=demo"),
+    ),
+    Command(
+        name="evaluate",
+        summary="metrics, report and figures of a run's edits of the test split",
+        description=(
+            "Edits every test image once with a mismatched caption (seeded) using G-EMA, computes "
+            "every metric its inputs allow (mask score, sharpness, R-precision, MP; on toy_birds "
+            "edit PSNR/SSIM, part-colour accuracy and background change; FID and IS when "
+            "config.pretrained.fid_inception / inception are set) and writes metrics.json, "
+            "report.md and PNG figures into --out (default <workdir>/eval/<step>). Without "
+            "--config it uses the workdir's own config."
+        ),
+        handler=command_evaluate,
+        flags=(
+            Flag("workdir", "the trained run to evaluate"),
+            Flag("out", "where metrics.json, report.md and figures go", output_dir=True),
+            *CONVERTED,
+        ),
+        config_groups=(*TRAIN_GROUPS, "evaluate"),
+        examples=(
+            "jaxmani evaluate --workdir=runs/toy_combined",
+            "jaxmani evaluate --config=parity_seed --generator=generator.msgpack "
+            "--text_encoder=text_encoder.msgpack --image_encoder=image_encoder.msgpack "
+            "--vocabulary=captions.pickle --config.data.data_dir=data --out=eval_baseline",
+        ),
+    ),
+    Command(
+        name="report",
+        summary="the paper's Tables I-III from evaluated workdirs",
+        description=(
+            "Reads <workdir>/eval/<latest step>/metrics.json of each workdir, matches each to its "
+            "method by its config, and writes Markdown tables in the layout of the paper's "
+            "Tables I, II and III with the paper's numbers beside ours, plus one PNG chart per "
+            "table next to --out; prints the tables."
+        ),
+        handler=command_report,
+        flags=(Flag("out", "the Markdown file to write", default="report.md"),),
+        positional=Positional("workdirs", "evaluated workdirs", many=True),
+        examples=("jaxmani report runs/toy_baseline runs/toy_combined --out=runs/report.md",),
+    ),
+    Command(
+        name="manipulate",
+        summary="edit your own images with a sentence",
+        description=(
+            "Edits --image with --text into --out, or every image of --images with the lines "
+            "`name<TAB>caption` of --captions into the folder --out, using a trained workdir or "
+            "converted PyTorch files. Unknown words are named and skipped; outputs are written "
+            "atomically and never replaced without --overwrite."
+        ),
+        handler=command_manipulate,
+        flags=(
+            Flag("workdir", "the trained run whose G-EMA edits"),
+            Flag("image", "the image to edit"),
+            Flag("text", "the sentence describing the wanted image"),
+            Flag("images", "instead of --image: a folder of images"),
+            Flag("captions", "with --images: a UTF-8 file of `name<TAB>caption` lines"),
+            Flag("out", "the output image (or folder, with --images)", required=True),
+            Flag("side_by_side", "write original | edited | mask side by side", default=False),
+            Flag("overwrite", "replace existing outputs", default=False),
+            Flag("seed", "seeds G's noise: the same seed gives the same edit", default=0),
+            *CONVERTED,
+        ),
+        config_groups=TRAIN_GROUPS,
+        examples=(
+            "jaxmani manipulate --workdir=runs/toy_combined --image=bird.png "
+            '--text="this bird has a red crown and blue wings" --out=edited.png',
+            "jaxmani manipulate --workdir=runs/toy_combined --images=birds --captions=edits.tsv "
+            "--out=edited --side_by_side",
+        ),
+    ),
+    Command(
+        name="bench",
+        summary="time the networks, the input pipeline or a training step",
+        description=(
+            "forward: forward+backward time and peak memory of G and D, JAX vs PyTorch; input: "
+            "images/s of the train pipeline on the prepared dataset; train: one full training "
+            "step (D+G, frozen encoders, Adam, EMA), JAX vs the PyTorch restatement; edit: the "
+            "latency of one edit (encoders, VGG, G) at batch 1 and 10, JAX vs PyTorch."
+        ),
+        handler=command_bench,
+        positional=Positional(
+            "mode",
+            "forward, input, train or edit (see above)",
+            choices=("forward", "input", "train", "edit"),
+        ),
+        config_groups=(*TRAIN_GROUPS, "bench"),
+        examples=(
+            "jaxmani bench forward --config=bird",
+            "jaxmani bench input --config.data.builder_config=256 --config.data.image_size=256",
+        ),
+    ),
+)
+COMMAND_TABLE = {command.name: command for command in COMMANDS}
+
+
+def config_field_paths() -> dict[str, list[str]]:
+    """Leaf name -> dotted paths in the packaged default config (for unknown-flag hints)."""
+    from configs import default
+
+    paths: dict[str, list[str]] = {}
+
+    def visit(node: ml_collections.ConfigDict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, ml_collections.ConfigDict):
+                visit(value, f"{prefix}{key}.")
+            else:
+                paths.setdefault(key, []).append(f"{prefix}{key}")
+
+    visit(default.get_config(), "")
+    return paths
+
+
+def unknown_flag(command: Command, name: str) -> UserError:
+    """The error for a flag `command` does not take, listing the ones it does."""
+    taken = [f"--{flag.name}" for flag in command.flags]
+    taken += ["--config", "--config.<field>", "--verbosity", "--help"]
+    hint = ""
+    fields = config_field_paths().get(name.removeprefix("no"), [])
+    if fields:
+        hint = f" (a config field: use {' or '.join(f'--config.{path}' for path in fields)})"
+    return UserError(f"{command.name} does not take --{name}{hint}; it takes {', '.join(taken)}")
+
+
+def split_args(command: Command, args: Sequence[str]) -> Parsed:
+    """Sorts a command's arguments into its flags, config arguments and positionals."""
+    own = {flag.name: flag for flag in command.flags}
+    values: dict[str, Any] = {flag.name: flag.default for flag in command.flags}
+    positional, overrides = [], []
+    config = verbosity = None
+    wants_help = False
+    index = 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        if token in ("-h", "--help"):
+            wants_help = True
+            continue
+        if not token.startswith("-") or token == "-":
+            positional.append(token)
+            continue
+        if not token.startswith("--"):
+            raise unknown_flag(command, token.lstrip("-"))
+        name, equals, text = token[2:].partition("=")
+        takes_value = name in ("config", "verbosity") or name.startswith("config.")
+        takes_value = takes_value or (name in own and not isinstance(own[name].default, bool))
+        if takes_value and not equals and index < len(args) and not args[index].startswith("-"):
+            text, equals = args[index], "="
+            index += 1
+        value = text if equals else None
+        if takes_value and value is None and name not in own:
+            raise UserError(f"--{name} needs a value: --{name}=<value>")
+        if name == "config":
+            config = value
+        elif name.startswith("config."):
+            overrides.append(f"--{name}={text}")
+        elif name == "verbosity":
+            verbosity = value
+        elif name in own:
+            values[name] = own[name].parse(value)
+        elif name[2:] in own and name.startswith("no") and isinstance(own[name[2:]].default, bool):
+            values[name[2:]] = False
+        else:
+            raise unknown_flag(command, name)
+    return Parsed(values, tuple(positional), config, tuple(overrides), verbosity, wants_help)
+
+
+def check_positional(command: Command, positional: tuple[str, ...]) -> None:
+    """Raises a UserError unless the positional arguments are what `command` declares."""
+    spec = command.positional
+    if spec is None:
+        if positional:
+            raise UserError(
+                f"{command.name} takes no positional arguments; got {' '.join(positional)}"
+            )
+        return
+    choices = " | ".join(spec.choices)
+    if not positional or (len(positional) > 1 and not spec.many):
+        wanted = ("one or more " if spec.many else "one ") + spec.name
+        wanted += f" ({choices})" if choices else ""
+        got = f"; got {' '.join(positional)}" if positional else ""
+        raise UserError(f"{command.name} takes {wanted}{got}")
+    wrong = [value for value in positional if spec.choices and value not in spec.choices]
+    if wrong:
+        raise UserError(f"{command.name}: unknown {spec.name} {wrong[0]!r}; choose {choices}")
+
+
+def check_required(command: Command, values: dict[str, Any]) -> None:
+    """Raises a UserError naming the first required flag that is missing or the first output
+    directory that cannot be written."""
+    for flag in command.flags:
+        if flag.required and values[flag.name] is None:
+            raise UserError(f"{command.name} needs --{flag.name} ({flag.help})")
+        if flag.output_dir and values[flag.name] is not None:
+            check_writable_dir(values[flag.name], f"--{flag.name}")
+
+
+def resolve_config_path(value: str | None) -> str:
+    """The file of --config: a path as given, else a packaged config by name (`bird`)."""
+    if value is None:
+        return os.fspath(configs.DIRECTORY / "default.py")
+    if os.path.isfile(value):
+        return value
+    packaged = configs.packaged_path(value)
+    if packaged is None:
+        raise UserError(
+            f"--config={value}: no such file and no packaged config of that name; give a path or "
+            f"one of {', '.join(configs.names())}"
+        )
+    return os.fspath(packaged)
+
+
+def check_override_groups(command: Command, overrides: tuple[str, ...]) -> None:
+    """Raises a UserError for an override of a config group `command` does not read."""
+    for override in overrides:
+        group = override.removeprefix("--config.").split("=")[0].split(".")[0]
+        if group not in command.config_groups:
+            raise UserError(
+                f"{command.name} does not read config.{group} ({override.split('=')[0]}); it "
+                f"reads config.{', config.'.join(command.config_groups)}"
+            )
+
+
+def unknown_field_message(overrides: Sequence[str], error: BaseException) -> str:
     """Names the --config.* argument with an unknown field and ml_collections' suggestion."""
     text = one_line(error)
     names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
     wrong = names[0] if names else ""
-    args = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    args = [a.split("=")[0] for a in overrides]
     arg = next((a for a in args if wrong in a.split(".")), "--config")
     suggestion = re.search(r'Did you mean "([^"]+)"', text)
     hint = f' (did you mean "{suggestion.group(1)}"?)' if suggestion else ""
     return f"unknown config field {wrong!r} in {arg}{hint}"
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags and loads the config, turning any mistake into a one-line error."""
+def load_config(path: str, overrides: tuple[str, ...]) -> ml_collections.ConfigDict:
+    """Loads the config file `path` with its `--config.a.b=v` overrides, then checks it."""
+    from jaxmani import config_check
+
+    holder = flags.FlagValues()
+    argv = ["jaxmani", *overrides]
     try:
-        rest = flags.FLAGS(argv)
-        _CONFIG.value.lock()
+        config_flag = config_flags.DEFINE_config_file(
+            "config", path, flag_values=holder, sys_argv=argv
+        )
+        holder(argv)
+        config = config_flag.value
     except (KeyError, AttributeError) as e:
-        fail(unknown_field_message(argv, e))
+        raise UserError(unknown_field_message(overrides, e)) from e
     except (flags.Error, OSError, ValueError, TypeError) as e:
-        fail(f"bad flags: {one_line(e)}")
-    return rest
+        raise UserError(f"bad flags: {one_line(e)}") from e
+    config.lock()
+    config_check.check_config(config)
+    return config
 
 
-def fail(message: str) -> None:
-    """Prints `jaxmani: error: message` on stderr and exits with status 2."""
-    print(f"jaxmani: error: {message}", file=sys.stderr)
-    sys.exit(2)
+def set_verbosity(verbosity: str | None) -> None:
+    """Library logs (absl, JAX, TFDS, orbax) at ERROR, or at the level --verbosity gives."""
+    if verbosity is None:
+        logging.set_verbosity(logging.ERROR)
+        return
+    if verbosity.lower() not in VERBOSITY_NAMES and not re.fullmatch(r"-?\d+", verbosity):
+        raise UserError(
+            f"--verbosity={verbosity}: give an integer (0 = info, 1 = debug) or one of "
+            f"{', '.join(VERBOSITY_NAMES)}"
+        )
+    logging.set_verbosity(verbosity)
 
 
-def guarded_main(argv: Sequence[str]) -> None:
-    """Runs `main`, reporting a UserError as one line instead of a traceback."""
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.ERROR)  # Library warnings (TFDS, orbax) only on request.
+def flag_lines(command: Command) -> list[str]:
+    """The help lines of a command's flags, the config flags included."""
+    rows = []
+    for flag in command.flags:
+        if isinstance(flag.default, bool):
+            rows.append((f"--{flag.name}", f"{flag.help} (default: off)"))
+            continue
+        default = "required" if flag.required else f"default: {flag.default!r}"
+        rows.append((f"--{flag.name}=<value>", f"{flag.help} ({default})"))
+    rows += [
+        ("--config=<file|name>", "config file, or a packaged config (default: default)"),
+        ("--config.<group>.<field>=<value>", "override one config field"),
+        ("--verbosity=<level>", "show library logs: info, debug or an absl level (default: off)"),
+        ("-h, --help", "show this help"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return [f"  {name:<{width}}  {text}" for name, text in rows]
+
+
+def command_help(command: Command) -> str:
+    """`jaxmani <command> --help`: what it does, its flags, config groups and examples."""
+    spec = command.positional
+    arguments = ""
+    if spec is not None:
+        arguments = " {" + ",".join(spec.choices) + "}" if spec.choices else f" <{spec.name}>..."
+    lines = [
+        f"usage: jaxmani {command.name}{arguments} [flags]",
+        "",
+        textwrap.fill(f"{command.summary[0].upper()}{command.summary[1:]}. {command.description}"),
+    ]
+    if spec is not None:
+        lines += ["", "Arguments:", f"  {spec.name}  {spec.help}"]
+    lines += ["", "Flags:", *flag_lines(command)]
+    groups = ", ".join(f"config.{group}" for group in command.config_groups)
+    lines += [
+        "",
+        f"Config groups read: {groups}",
+        f"Packaged configs: {', '.join(configs.names())}",
+    ]
+    lines += ["", "Examples:", *(f"  {example}" for example in command.examples)]
+    return "\n".join(lines)
+
+
+def main_help() -> str:
+    """`jaxmani --help`: every command with its one-line summary."""
+    width = max(len(command.name) for command in COMMANDS)
+    lines = ["usage: jaxmani <command> [flags]", "", "Commands:"]
+    lines += [f"  {command.name:<{width}}  {command.summary}" for command in COMMANDS]
+    lines += ["", "`jaxmani <command> --help` shows a command's flags, config groups and examples."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+    """Parses the arguments after `jaxmani` and runs the command they name."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(main_help())
+        return
+    if not argv or argv[0] not in COMMAND_TABLE:
+        given = f"unknown command {argv[0]!r}" if argv else "no command given"
+        raise UserError(f"{given}; commands: {', '.join(COMMAND_TABLE)} (see jaxmani --help)")
+    command = COMMAND_TABLE[argv[0]]
+    parsed = split_args(command, argv[1:])
+    if parsed.help:
+        print(command_help(command))
+        return
+    set_verbosity(parsed.verbosity)
+    check_positional(command, parsed.positional)
+    check_required(command, parsed.flags)
+    check_override_groups(command, parsed.overrides)
+    config = load_config(resolve_config_path(parsed.config), parsed.overrides)
+    given = parsed.config is not None or bool(parsed.overrides)
+    command.handler(Invocation(parsed.flags, parsed.positional, config, given))
+
+
+def fail(message: str, status: int = USAGE_STATUS) -> None:
+    """Prints `jaxmani: <message>` on stderr and exits with `status`."""
+    print(f"jaxmani: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: a UserError is one line and status 2, Ctrl-C status 130."""
+    flags.FLAGS.mark_as_parsed()  # Libraries may read absl flags; jaxmani parses its own.
+    logging.use_absl_handler()  # Python logging (JAX's included) follows --verbosity.
     try:
-        main(argv)
+        main(sys.argv[1:] if argv is None else argv)
     except UserError as e:
-        fail(str(e))
-
-
-def run() -> None:
-    """Console-script entry point."""
-    app.run(guarded_main, flags_parser=parse_flags)
+        fail(f"error: {e}")
+    except KeyboardInterrupt:
+        fail("interrupted", INTERRUPTED_STATUS)
 
 
 if __name__ == "__main__":

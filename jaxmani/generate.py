@@ -122,6 +122,26 @@ def generate(
     return outputs, batch_stats
 
 
+def edit(
+    networks: Networks,
+    g_variables: dict[str, Any],
+    frozen: dict[str, Any],
+    images: jax.Array,
+    captions: jax.Array,
+    lengths: jax.Array,
+    z: jax.Array,
+    ca_eps: jax.Array | None = None,
+    noise_rng: jax.Array | None = None,
+) -> dict[str, jax.Array]:
+    """G in eval mode on N in {1, B} images and B captions (evaluation, editing, the demo):
+    G's outputs (`image`, `attention`, ...) and the captions' DAMSM `sentence` embedding."""
+    encoded = encode(networks, frozen, images, captions, lengths)
+    outputs, _ = generate(
+        networks, g_variables, encoded, z, train=False, noise_rng=noise_rng, ca_eps=ca_eps
+    )
+    return {**outputs, "sentence": encoded.sentence}
+
+
 def sample_z(rng: jax.Array, batch: int, config: ml_collections.ConfigDict) -> jax.Array:
     """Generator noise z ~ N(0, 1) of shape (batch, z_dim)."""
     return jax.random.normal(rng, (batch, config.model.g.z_dim))

@@ -33,9 +33,14 @@ def save_variables(path: str, network: str, variables: dict[str, Any], source: s
 def load_variables(path: str, network: str, config: ml_collections.ConfigDict) -> dict[str, Any]:
     """Reads a params file for `network` and checks every leaf against the config's model."""
     if not os.path.isfile(path):
+        pretrain = (
+            " (or train DAMSM encoders with `jaxmani pretrain`)"
+            if network in ("text_encoder", "image_encoder")
+            else ""
+        )
         raise UserError(
             f"{path}: no such params file; make it with "
-            f"`jaxmani convert --network={network} --src=<pytorch file> --dst={path}`"
+            f"`jaxmani convert --network={network} --src=<pytorch file> --dst={path}`{pretrain}"
         )
     with open(path, "rb") as f:
         data = f.read()

@@ -1,10 +1,42 @@
-"""Progress of long loops: a tqdm bar on a terminal, plain lines when stderr is not one."""
+"""Progress of long work: a tqdm bar on a terminal, plain lines when stderr is not one, and
+status lines for steps whose amount of work is unknown (compiling, building, initialising)."""
 
+import contextlib
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import tqdm
+
+HEARTBEAT_SECONDS = 10.0  # Interval of the "still running" lines of a long `stage`.
+
+
+def status(label: str, message: str) -> None:
+    """Prints one plain `label: message` line on stderr."""
+    print(f"{label}: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stage(label: str, message: str, heartbeat: bool = True) -> Iterator[None]:
+    """Reports a step of unknown length: a line when it starts, one every HEARTBEAT_SECONDS while
+    it runs (unless `heartbeat` is off, e.g. while a library draws its own bar) and its duration
+    when it ends; a step that raises ends without the last line."""
+    status(label, f"{message} ...")
+    start = time.perf_counter()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            status(label, f"{message} ... {time.perf_counter() - start:.0f} s")
+
+    if heartbeat:
+        threading.Thread(target=beat, daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+    status(label, f"{message}: done in {time.perf_counter() - start:.1f} s")
 
 
 class Progress:

@@ -3,6 +3,7 @@
 # GAN training, for one config.
 #   launch/local.sh configs/toy_combined.py runs/toy_combined [--config.train.num_steps=500 ...]
 # The toy configs read their DAMSM encoders from runs/toy_damsm; the first run makes them.
+# --config.parallel.mode=pmap runs the step under jax.pmap instead of jit over a device mesh.
 set -euo pipefail
 config=${1:?usage: launch/local.sh CONFIG WORKDIR [overrides...]}
 workdir=${2:?usage: launch/local.sh CONFIG WORKDIR [overrides...]}

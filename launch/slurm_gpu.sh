@@ -4,7 +4,8 @@
 # jax.distributed.initialize() ("auto") reads the coordinator, process count and process id from
 # SLURM's environment; the global batch (config.train.batch_size) is split over all GPUs, and
 # each process reads its own shard of the data. --workdir must be on a filesystem every node
-# sees (checkpoints are written by all processes together).
+# sees (checkpoints are written by all processes together). Add --config.parallel.mode=pmap
+# for jax.pmap over each node's GPUs instead of jit over the global mesh (same step).
 #SBATCH --ntasks-per-node=1
 #SBATCH --exclusive
 set -euo pipefail

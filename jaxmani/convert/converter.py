@@ -65,13 +65,37 @@ def convert_state_dict(
     return variables
 
 
-def convert_file(
-    network: str, src: str, dst: str, config: ml_collections.ConfigDict, key: str = ""
-) -> dict[str, Any]:
-    """Converts the PyTorch file `src` into the params file `dst` and returns the variables."""
-    registry.check_network_name(network)
+def check_destination(src: str, dst: str, overwrite: bool) -> None:
+    """Refuses a `dst` that is the source, a directory, in a missing folder or (without
+    `overwrite`) an existing file."""
     if os.path.abspath(src) == os.path.abspath(dst):
         raise UserError(f"{dst}: the destination must differ from the source")
+    if os.path.isdir(dst):
+        raise UserError(
+            f"--dst={dst} is a directory; give a file name such as {dst}/params.msgpack"
+        )
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise UserError(f"--dst={dst}: folder {folder} does not exist; create it first")
+    if os.path.exists(dst) and not overwrite:
+        raise UserError(f"--dst={dst} exists; pass --overwrite to replace it")
+
+
+def convert_file(
+    network: str,
+    src: str,
+    dst: str,
+    config: ml_collections.ConfigDict,
+    key: str = "",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Converts the PyTorch file `src` into the params file `dst` and returns the variables.
+
+    `dst` is checked before anything is read and written atomically; an existing `dst` is
+    replaced only with `overwrite`.
+    """
+    registry.check_network_name(network)
+    check_destination(src, dst, overwrite)
     state_dict = torch_io.read_state_dict(src, key)
     variables = convert_state_dict(network, state_dict, config, label=src)
     params_io.save_variables(dst, network, variables, source=os.path.basename(src))

@@ -118,28 +118,32 @@ class _Split:
     captions: list[list[list[int]] | None]
 
 
-def find_missing(manual_dir: pathlib.Path) -> list[str]:
-    """Lists the parts of the manual directory's layout that are absent, with where to get them."""
+def find_missing(manual_dir: pathlib.Path) -> list[tuple[str, str]]:
+    """Lists the parts of the manual directory's layout that are absent, each with its source."""
     metadata = [f"{split}/filenames.pickle" for split in SPLITS]
     cub = ["CUB_200_2011/images.txt", "CUB_200_2011/bounding_boxes.txt"]
-    missing = [
-        f"{name} ({_METADATA_SOURCE})" for name in metadata if not (manual_dir / name).is_file()
-    ]
-    missing += [f"{name} ({_IMAGES_SOURCE})" for name in cub if not (manual_dir / name).is_file()]
+    missing = [(name, _METADATA_SOURCE) for name in metadata if not (manual_dir / name).is_file()]
+    missing += [(name, _IMAGES_SOURCE) for name in cub if not (manual_dir / name).is_file()]
     images = manual_dir / "CUB_200_2011" / "images"
     if not images.is_dir() or not any(images.iterdir()):
-        missing.append(f"CUB_200_2011/images/ ({_IMAGES_SOURCE})")
+        missing.append(("CUB_200_2011/images/", _IMAGES_SOURCE))
     if not (manual_dir / "captions.pickle").is_file() and not (manual_dir / "text").is_dir():
-        missing.append(f"captions.pickle or text/ ({_METADATA_SOURCE})")
+        missing.append(("captions.pickle or text/", _METADATA_SOURCE))
     return missing
 
 
 def check_layout(manual_dir: pathlib.Path) -> None:
-    """Raises FileNotFoundError listing every missing part of the layout."""
+    """Raises FileNotFoundError with one line listing every missing part, grouped by source."""
     missing = find_missing(manual_dir)
     if missing:
-        items = "\n".join(f"  - {item}" for item in missing)
-        raise FileNotFoundError(f"cub_birds: the manual directory {manual_dir} lacks:\n{items}")
+        sources = dict.fromkeys(source for _, source in missing)
+        groups = [
+            ", ".join(name for name, of in missing if of == source) + f" (from {source})"
+            for source in sources
+        ]
+        raise FileNotFoundError(
+            f"cub_birds: the manual directory {manual_dir} lacks {'; '.join(groups)}"
+        )
 
 
 def read_keys(path: pathlib.Path) -> list[str]:

@@ -16,7 +16,16 @@ that documents the batch keys:
   (toy_birds always, cub_birds in its FCN-mask config); it follows the image geometry exactly.
 - `edit_image` (B, S, S, 3) float32, `edit_caption` (B, T) int32, `edit_caption_length` (B,)
   int32: only for toy_birds in evaluation pipelines (`train=False`): the ground-truth edit of the
-  image (same crop and flip) and the caption that asks for it.
+  image (same crop and flip) and the caption that asks for it; with them `part_masks`
+  (B, S, S, 7) float32 (each toy_birds part mask through the image geometry) and `attributes`,
+  `edit_attributes` (B, 7) int32 (palette colour index per part before and after the edit).
+- `valid` (B,) bool: False on the padding rows of an evaluation pipeline's last global batch
+  (copies of the split's last example), True everywhere else (always, in training).
+
+Host i of n holds rows [i * B, (i + 1) * B) of every global batch of n * B rows, and the global
+batches are the same sequence for any n (`jax.make_array_from_process_local_data` assembles the
+single-host batch). An evaluation pipeline (`train=False`) yields every example of the split
+exactly once over all hosts, in order, and pads the last global batch instead of dropping rows.
 
 Per example (BASELINE_SPEC §2.2): the image is resized with PIL bilinear (Pillow's antialiasing, as
 torchvision's Resize on PIL images) so that its shorter side becomes L = int(S * 76 / 64), cropped
@@ -39,6 +48,7 @@ not re-sorted either.
 
 import dataclasses
 import io
+import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +67,8 @@ from jaxmani.errors import UserError
 
 CAPTION_SLOTS = 10
 EDIT_FEATURES = ("edit_image", "edit_caption")
+# toy_birds ground truth that evaluation reads beside the edit (part masks, part colour indices).
+GROUND_TRUTH_FEATURES = ("part_masks", "attributes", "edit_attributes")
 IMAGE_KEYS = ("image", "edit_image")
 CAPTION_FEATURES = ("captions", "caption_ids", "caption_lengths", "class_id")
 
@@ -207,7 +219,8 @@ def preprocess_example(
 
     `example` holds `image` as encoded bytes or a uint8 array and, if the dataset has one, the
     uint8 `mask`; the captions come from the split's `captions` table. With `with_edit`, it also
-    holds `edit_image` and the `edit_caption` text, encoded with `vocabulary`. Draw order: flip,
+    holds `edit_image` and the `edit_caption` text, encoded with `vocabulary`, and the ground
+    truth of GROUND_TRUTH_FEATURES that the dataset has. Draw order: flip,
     x, y, caption slot, caption positions, wrong index, wrong caption positions, edit positions.
     """
     size, words_num = config.data.image_size, config.data.words_num
@@ -229,6 +242,12 @@ def preprocess_example(
         row["edit_image"] = transform_image(decode_rgb(example["edit_image"]), crop, size)
         ids = encode_text(example["edit_caption"], vocabulary)
         row["edit_caption"], row["edit_caption_length"] = fit_caption(ids, words_num, rng)
+        if "part_masks" in example:
+            parts = np.moveaxis(np.asarray(example["part_masks"]), -1, 0)
+            row["part_masks"] = np.concatenate([transform_mask(p, crop, size) for p in parts], -1)
+        for key in ("attributes", "edit_attributes"):
+            if key in example:
+                row[key] = np.asarray(example[key], np.int32)
     return row
 
 
@@ -293,14 +312,52 @@ def read_vocabulary(builder: tfds.core.DatasetBuilder) -> Vocabulary | None:
     return Vocabulary(tuple(builder.info.metadata["vocabulary"]))
 
 
+class _HostBlocks(grain.MapDataset):
+    """Host `process_index`'s rows of the global batches of `parent`, with a `valid` key.
+
+    Global batch k of size G = process_count * host_batch is parent[k * G : (k + 1) * G]; the host
+    holds its contiguous block [process_index * host_batch, (process_index + 1) * host_batch).
+    The last global batch is padded with copies of the last element (valid False).
+    """
+
+    def __init__(
+        self, parent: grain.MapDataset, process_index: int, process_count: int, host_batch: int
+    ):
+        super().__init__(parent)
+        self._offset = process_index * host_batch
+        self._global_batch = process_count * host_batch
+        self._host_batch = host_batch
+        batches = -(-len(parent) // self._global_batch)
+        # A repeated parent has length sys.maxsize; its shard must stay index-sized too.
+        self._length = min(batches, sys.maxsize // host_batch) * host_batch
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __str__(self) -> str:
+        return f"HostBlocks(offset={self._offset}, global_batch={self._global_batch})"
+
+    def global_index(self, index: int) -> int:
+        """The parent index of this host's element `index` (it may be past the parent's end)."""
+        batch, row = divmod(index, self._host_batch)
+        return batch * self._global_batch + self._offset + row
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        position = self.global_index(index)
+        valid = position < len(self._parent)
+        row = self._parent[position if valid else len(self._parent) - 1]
+        return {**row, "valid": np.bool_(valid)}
+
+
 def shard_for_host(
-    ds: grain.MapDataset, process_index: int, process_count: int, *, infinite: bool
+    ds: grain.MapDataset, process_index: int, process_count: int, host_batch: int
 ) -> grain.MapDataset:
-    """Every process_count-th element from process_index; a finite dataset is first cut to a
-    multiple of process_count so that every host gets as many elements."""
-    if not infinite:
-        ds = ds[: len(ds) - len(ds) % process_count]
-    return ds[process_index::process_count]
+    """Host process_index's rows of `ds` (dicts) cut into global batches of process_count *
+    host_batch: its contiguous block of each, so the hosts' batches in process order are the
+    single-host batch. Each row gains `valid`; the last global batch is padded (valid False)."""
+    return _HostBlocks(ds, process_index, process_count, host_batch)
 
 
 def create_host_dataset(
@@ -311,34 +368,40 @@ def create_host_dataset(
     process_count: int,
     data_dir: str | None = None,
     train: bool = True,
+    batch_size: int | None = None,
 ) -> grain.IterDataset:
     """`create_dataset` for an explicit host (process_index of process_count).
 
     Reads every caption of the split once (a CaptionTable for the wrong captions). Elements are
-    keyed by their index in the source before shuffling, so a host's shard of the global
+    keyed by their index in the source before shuffling, so a host's block of the global
     (shuffled, repeated) stream has exactly the augmentation a single host would give it. The
     iterator state restores exactly under the same config.data.workers (its format depends on it).
+    `batch_size` is the global batch (default config.train.batch_size).
     """
-    if config.train.batch_size % process_count:
+    batch_size = batch_size or config.train.batch_size
+    if batch_size % process_count:
         raise UserError(
-            f"config.train.batch_size={config.train.batch_size} is not divisible by the "
-            f"{process_count} processes"
+            f"batch size {batch_size} is not divisible by the {process_count} processes; "
+            f"set --config.train.batch_size to a multiple of {process_count}"
         )
+    host_batch = batch_size // process_count
     builder = load_builder(config, data_dir)
     vocabulary = read_vocabulary(builder)
     captions = open_split(builder, split, CAPTION_FEATURES)
+    with_edit = not train and all(key in builder.info.features for key in EDIT_FEATURES)
+    decoded = ("mask", "edit_caption", *(GROUND_TRUTH_FEATURES if with_edit else ()))
     preprocess = _Preprocess(
-        source=open_split(builder, split, ("mask", "edit_caption")),
+        source=open_split(builder, split, decoded),
         captions=build_caption_table((captions[i] for i in range(len(captions))), vocabulary),
         config=config,
         vocabulary=vocabulary,
-        with_edit=not train and all(key in builder.info.features for key in EDIT_FEATURES),
+        with_edit=with_edit,
     )
     ds = grain.MapDataset.range(len(captions)).seed(config.seed).random_map(preprocess)
     if train:
         ds = ds.shuffle().repeat()
-    ds = shard_for_host(ds, process_index, process_count, infinite=train)
-    ds = ds.batch(config.train.batch_size // process_count, drop_remainder=True)
+    ds = shard_for_host(ds, process_index, process_count, host_batch)
+    ds = ds.batch(host_batch, drop_remainder=True)
     read_options = grain.ReadOptions(
         num_threads=config.data.threads, prefetch_buffer_size=config.data.prefetch
     )
@@ -356,9 +419,11 @@ def create_dataset(
     *,
     data_dir: str | None = None,
     train: bool = True,
+    batch_size: int | None = None,
 ) -> grain.IterDataset:
     """This host's batches of `split`: shuffled and repeated forever when `train`, else one pass
-    in order; per-host batch config.train.batch_size // jax.process_count(), remainder dropped."""
+    in order with the last global batch padded (`valid`); per-host batch `batch_size` (default
+    config.train.batch_size) // jax.process_count()."""
     return create_host_dataset(
         config,
         split,
@@ -366,6 +431,7 @@ def create_dataset(
         process_count=jax.process_count(),
         data_dir=data_dir,
         train=train,
+        batch_size=batch_size,
     )
 
 

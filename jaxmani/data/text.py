@@ -1,8 +1,13 @@
 """Caption tokenisation and the word vocabulary, built the way the baseline builds them."""
 
 import dataclasses
+import json
+import os
 import re
 from collections.abc import Iterable, Sequence
+
+from jaxmani.data.safe_pickle import load_pickle
+from jaxmani.errors import UserError
 
 END_TOKEN = "<end>"
 _WORD = re.compile(r"\w+")
@@ -50,3 +55,31 @@ class Vocabulary:
                 break
             words.append(self.words[i])
         return words
+
+
+def load_vocabulary_file(path: str) -> Vocabulary:
+    """A vocabulary file: a workdir's vocabulary.json or the baseline's captions.pickle."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such vocabulary file")
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            try:
+                words = json.load(f)
+            except ValueError as e:
+                raise UserError(f"{path}: unreadable vocabulary ({e})") from e
+    else:
+        try:
+            content = load_pickle(path)
+        except Exception as e:  # Damaged and unsafe pickles raise several types.
+            raise UserError(f"{path}: not a readable captions.pickle ({e})") from e
+        ixtoword = content[2] if isinstance(content, list | tuple) and len(content) == 4 else None
+        if not isinstance(ixtoword, dict) or sorted(ixtoword) != list(range(len(ixtoword))):
+            raise UserError(
+                f"{path}: not the baseline's captions.pickle "
+                "([train_captions, test_captions, ixtoword, wordtoix])"
+            )
+        words = [ixtoword[i] for i in range(len(ixtoword))]
+    try:
+        return Vocabulary(tuple(words))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: not a vocabulary ({e})") from e

@@ -14,7 +14,7 @@ import numpy as np
 from flax import linen as nn
 from flax.typing import Dtype
 
-from jaxmani.models.layers import BatchNorm, dtypes, glu, instance_norm, padding
+from jaxmani.models.layers import BatchNorm, Conv, dtypes, glu, instance_norm, padding
 
 KERNEL_INIT = nn.initializers.orthogonal()
 LEAKY_SLOPE = 0.2
@@ -36,9 +36,9 @@ def bn_scale_init(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.flo
 
 def conv3x3(
     features: int, name: str, dtype: Dtype = jnp.float32, param_dtype: Dtype = jnp.float32
-) -> nn.Conv:
+) -> Conv:
     """Returns a 3x3, stride 1, padding 1 convolution without bias."""
-    return nn.Conv(
+    return Conv(
         features,
         (3, 3),
         padding=padding(1),
@@ -52,9 +52,9 @@ def conv3x3(
 
 def conv4x4_down(
     features: int, name: str, dtype: Dtype = jnp.float32, param_dtype: Dtype = jnp.float32
-) -> nn.Conv:
+) -> Conv:
     """Returns a 4x4, stride 2, padding 1 convolution without bias (halves H and W)."""
-    return nn.Conv(
+    return Conv(
         features,
         (4, 4),
         strides=(2, 2),

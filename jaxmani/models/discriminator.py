@@ -21,7 +21,7 @@ from jaxmani.models.blocks import (
     check_image_size,
     conv4x4_down,
 )
-from jaxmani.models.layers import dtypes
+from jaxmani.models.layers import Conv, dtypes
 
 OUT_KERNEL = 4
 S16_SIZE = 64  # The image side at which img_code_s16 alone reaches the 4x4 head input.
@@ -37,9 +37,9 @@ def uniform_bias_init(fan_in: int) -> nn.initializers.Initializer:
     return init
 
 
-def outlogits_conv(in_features: int, dtype: Dtype, param_dtype: Dtype) -> nn.Conv:
+def outlogits_conv(in_features: int, dtype: Dtype, param_dtype: Dtype) -> Conv:
     """Returns the head conv `outlogits`: 4x4 stride 4 to one channel, PyTorch bias init."""
-    return nn.Conv(
+    return Conv(
         1,
         (OUT_KERNEL, OUT_KERNEL),
         strides=(OUT_KERNEL, OUT_KERNEL),

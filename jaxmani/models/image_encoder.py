@@ -11,7 +11,7 @@ from flax import linen as nn
 from flax.typing import Dtype
 
 from jaxmani.models.inception import InceptionV3
-from jaxmani.models.layers import dtypes, padding, resize_bilinear
+from jaxmani.models.layers import Conv, dtypes, padding, resize_bilinear
 
 INCEPTION_SIZE = 299
 SMALL_BLOCKS = 3  # Stride-2 blocks of the small encoder: its region grid is the image side / 8.
@@ -32,7 +32,7 @@ class ImageEncoder(nn.Module):
         """
         x = resize_bilinear(images, INCEPTION_SIZE, INCEPTION_SIZE)
         trunk = InceptionV3(variant="torchvision", name="trunk")(x, train=False)
-        region = nn.Conv(self.embedding_dim, (1, 1), use_bias=False, name="emb_features")(
+        region = Conv(self.embedding_dim, (1, 1), use_bias=False, name="emb_features")(
             trunk["mixed_6e"]
         )
         code = nn.Dense(self.embedding_dim, name="emb_cnn_code")(trunk["pool"])
@@ -68,7 +68,7 @@ class SmallImageEncoder(nn.Module):
         kw = dtypes(self)
         x = images
         for i in range(SMALL_BLOCKS):
-            conv = nn.Conv(
+            conv = Conv(
                 self.width * 2**i,
                 (3, 3),
                 strides=(2, 2),
@@ -77,6 +77,6 @@ class SmallImageEncoder(nn.Module):
                 **kw,
             )
             x = nn.leaky_relu(conv(x), LEAKY_SLOPE)
-        region = nn.Conv(self.embedding_dim, (1, 1), use_bias=False, name="emb_features", **kw)(x)
+        region = Conv(self.embedding_dim, (1, 1), use_bias=False, name="emb_features", **kw)(x)
         code = nn.Dense(self.embedding_dim, name="emb_cnn_code", **kw)(jnp.mean(x, axis=(1, 2)))
         return region, code

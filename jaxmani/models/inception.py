@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxmani.models.layers import BatchNorm, padding
+from jaxmani.models.layers import BatchNorm, Conv, padding
 
 PoolKind = Literal["avg_include_pad", "avg_exclude_pad", "max"]
 Variant = Literal["torchvision", "fid"]
@@ -41,7 +41,7 @@ class BasicConv2d(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         """Applies conv, BN and ReLU to an NHWC map."""
         kernel = (self.kernel, self.kernel) if isinstance(self.kernel, int) else self.kernel
-        x = nn.Conv(
+        x = Conv(
             self.features,
             kernel,
             strides=(self.strides, self.strides),

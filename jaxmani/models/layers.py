@@ -4,12 +4,20 @@ Modules take `dtype` (computation) and `param_dtype` (storage, float32 by defaul
 softmaxes compute in at least float32 whatever `dtype` is.
 """
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
-from flax.typing import Dtype
+from flax.typing import ConvGeneralDilatedT, Dtype, PrecisionLike
+
+# Patch rows (samples x output rows x output width) per matmul of the strip weight gradient:
+# XLA:CPU runs a (rows, kh*kw*cin)^T (rows, cout) matmul near its forward-conv speed at a few
+# thousand rows, and one over all N*H*W rows (its own weight gradient's shape) ~10x slower.
+STRIP_PATCH_ROWS = 2048
+NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def norm_dtype(dtype: Dtype) -> jnp.dtype:
@@ -105,3 +113,127 @@ def padding(pad: int | tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int
     """Turns a PyTorch conv padding (one int or (pad_h, pad_w)) into flax's explicit pairs."""
     pad_h, pad_w = (pad, pad) if isinstance(pad, int) else pad
     return ((pad_h, pad_h), (pad_w, pad_w))
+
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def conv2d(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, int], pads: Pads, precision: Any = None
+) -> jax.Array:
+    """A 2-D NHWC x HWIO convolution with explicit (low, high) pads, as lax computes it."""
+    return jax.lax.conv_general_dilated(
+        x, kernel, strides, pads, dimension_numbers=NHWC, precision=precision
+    )
+
+
+def strip_weight_grad(
+    x: jax.Array,
+    grad: jax.Array,
+    kernel_shape: tuple[int, ...],
+    strides: tuple[int, int],
+    pads: Pads,
+    precision: Any = None,
+) -> jax.Array:
+    """The gradient of conv2d w.r.t. its kernel, one strip of output rows at a time.
+
+    Each step of a fori_loop takes STRIP_PATCH_ROWS // (N * W_out) output rows (at least one) of
+    every sample, stacks the kh * kw shifted input windows along channels (im2col of the strip)
+    and adds patches^T @ grad_strip to a (kh * kw * cin, cout) accumulator, in at least float32.
+    Output rows past H_out are zero-gradient padding, so any strip height works.
+    """
+    kh, kw, cin, cout = kernel_shape
+    (sh, sw), ((top, bottom), (left, right)) = strides, pads
+    batch, out_h, out_w, _ = grad.shape
+    acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    if grad.size == 0:  # An empty batch (D's mismatched pairs at batch 1).
+        return jnp.zeros(kernel_shape, acc_dtype)
+    rows = max(1, min(out_h, STRIP_PATCH_ROWS // (batch * out_w)))
+    steps = -(-out_h // rows)
+    grad = jnp.pad(grad, ((0, 0), (0, steps * rows - out_h), (0, 0), (0, 0)))
+    window = sh * (rows - 1) + kh  # Input rows one strip reads.
+    needed = sh * rows * (steps - 1) + window
+    extra = max(0, needed - (x.shape[1] + top + bottom))
+    xp = jnp.pad(x, ((0, 0), (top, bottom + extra), (left, right), (0, 0)))
+
+    def step(t: jax.Array, acc: jax.Array) -> jax.Array:
+        strip = jax.lax.dynamic_slice_in_dim(xp, t * rows * sh, window, 1)
+        shifted = [
+            strip[:, i : i + sh * (rows - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw]
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        patches = jnp.concatenate(shifted, -1).reshape(-1, kh * kw * cin)
+        g = jax.lax.dynamic_slice_in_dim(grad, t * rows, rows, 1).reshape(-1, cout)
+        return acc + jax.lax.dot_general(
+            patches, g, (((0,), (0,)), ((), ())), precision, preferred_element_type=acc_dtype
+        )
+
+    acc = jax.lax.fori_loop(0, steps, step, jnp.zeros((kh * kw * cin, cout), acc_dtype))
+    return acc.reshape(kernel_shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv2d_strip_grad(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, int], pads: Pads, precision: Any = None
+) -> jax.Array:
+    """conv2d whose kernel gradient is strip_weight_grad; the input gradient is XLA's own."""
+    return conv2d(x, kernel, strides, pads, precision)
+
+
+def _conv2d_strip_grad_fwd(x, kernel, strides, pads, precision):
+    return conv2d(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _conv2d_strip_grad_bwd(strides, pads, precision, residuals, grad):
+    x, kernel = residuals
+    _, input_vjp = jax.vjp(lambda x: conv2d(x, kernel, strides, pads, precision), x)
+    (dx,) = input_vjp(grad)
+    dkernel = strip_weight_grad(x, grad, kernel.shape, strides, pads, precision)
+    return dx, dkernel.astype(kernel.dtype)
+
+
+conv2d_strip_grad.defvjp(_conv2d_strip_grad_fwd, _conv2d_strip_grad_bwd)
+
+
+def strip_grad_conv_general_dilated(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    precision: PrecisionLike = None,
+) -> jax.Array:
+    """lax.conv_general_dilated; on XLA:CPU (chosen at trace time) plain 2-D NHWC convs take
+    conv2d_strip_grad, whose forward is the same lax call and whose kernel gradient is faster."""
+    args = (lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation)
+    kwargs = {
+        "dimension_numbers": dimension_numbers,
+        "feature_group_count": feature_group_count,
+        "precision": precision,
+    }
+    eligible = (
+        jax.default_backend() == "cpu"
+        and lhs.ndim == 4
+        and feature_group_count == 1
+        and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+        and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+        == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)
+    )
+    if not eligible:
+        return jax.lax.conv_general_dilated(*args, **kwargs)
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+    if min(min(pair) for pair in pads) < 0:
+        return jax.lax.conv_general_dilated(*args, **kwargs)
+    return conv2d_strip_grad(lhs, rhs, tuple(window_strides), pads, precision)
+
+
+class Conv(nn.Conv):
+    """flax's nn.Conv (same fields, parameters and forward) via strip_grad_conv_general_dilated."""
+
+    conv_general_dilated: ConvGeneralDilatedT | None = strip_grad_conv_general_dilated

@@ -3,7 +3,7 @@
 import jax
 from flax import linen as nn
 
-from jaxmani.models.layers import padding
+from jaxmani.models.layers import Conv, padding
 
 
 class VGG16Features(nn.Module):
@@ -14,8 +14,8 @@ class VGG16Features(nn.Module):
         """Maps (B,H,W,3) images, fed as they are, to relu2_2 features (B,H/2,W/2,128)."""
         x = images
         for name, features in (("conv1_1", 64), ("conv1_2", 64)):
-            x = nn.relu(nn.Conv(features, (3, 3), padding=padding(1), name=name)(x))
+            x = nn.relu(Conv(features, (3, 3), padding=padding(1), name=name)(x))
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
         for name, features in (("conv2_1", 128), ("conv2_2", 128)):
-            x = nn.relu(nn.Conv(features, (3, 3), padding=padding(1), name=name)(x))
+            x = nn.relu(Conv(features, (3, 3), padding=padding(1), name=name)(x))
         return x

@@ -2,7 +2,8 @@
 
 orbax writes each step into a temporary directory and renames it when complete, so a process
 killed during a save leaves the previous checkpoints intact and the next run resumes from the last
-complete one.
+complete one; the manager deletes such leftover temporary directories when it opens the workdir.
+Every parallel mode saves the same thing: the state as jit mode holds it, replicated.
 """
 
 import hashlib
@@ -30,7 +31,9 @@ def checkpoint_dir(workdir: str) -> str:
 
 def create_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager:
     """An orbax CheckpointManager over the workdir's checkpoints (items: state, data, meta)."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True
+    )
     handlers = {
         "state": ocp.StandardCheckpointHandler(),
         "data": grain.checkpoint.CheckpointHandler(),
@@ -128,8 +131,9 @@ def fingerprint(tree: Any) -> str:
     return digest.hexdigest()
 
 
-def latest_fingerprint(workdir: str) -> tuple[int, str]:
-    """(step, fingerprint) of the latest checkpoint in `workdir`; a UserError if there is none."""
+def restore_saved_state(workdir: str) -> tuple[int, dict[str, Any]]:
+    """(step, state leaves as a dict) of the latest complete checkpoint in `workdir`, on this
+    process's first device whatever devices the run saved from; a UserError if there is none."""
     directory = checkpoint_dir(workdir)
     if not os.path.isdir(directory):
         raise UserError(f"{workdir}: no checkpoints (no {directory}); train with `jaxmani train`")
@@ -140,7 +144,43 @@ def latest_fingerprint(workdir: str) -> tuple[int, str]:
     )
     step = manager.latest_step()
     if step is None:
-        raise UserError(f"{directory}: holds no complete checkpoint")
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    fields = {name: state["state"][name] for name in FINGERPRINT_FIELDS}
-    return step, fingerprint(fields)
+        raise UserError(f"{directory}: holds no complete checkpoint; train with `jaxmani train`")
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+        manager.item_metadata(step)["state"],
+    )
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    return step, state["state"]
+
+
+def latest_fingerprint(workdir: str) -> tuple[int, str]:
+    """(step, fingerprint) of the latest checkpoint in `workdir`; a UserError if there is none."""
+    step, state = restore_saved_state(workdir)
+    return step, fingerprint({name: state[name] for name in FINGERPRINT_FIELDS})
+
+
+def restore_generator(workdir: str) -> tuple[int, dict[str, Any]]:
+    """(step, G-EMA variables) of the latest checkpoint: the EMA params with G's BatchNorm
+    buffers, which is what the baseline saves and evaluates."""
+    step, state = restore_saved_state(workdir)
+    return step, {"params": state["g_ema"], "batch_stats": state["g_batch_stats"]}
+
+
+def read_json(path: str, what: str) -> Any:
+    """A JSON file (a UserError naming `what` when it is missing or unreadable)."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no {what}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path}: unreadable {what} ({e})") from e
+
+
+def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a workdir was trained with (its config.json)."""
+    if not os.path.isdir(workdir):
+        raise UserError(f"{workdir}: no such workdir")
+    path = os.path.join(workdir, "config.json")
+    return ml_collections.ConfigDict(read_json(path, "config.json (not a jaxmani workdir)"))

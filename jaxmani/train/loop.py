@@ -1,5 +1,6 @@
 """`jaxmani train`: the GAN training loop with checkpoints, automatic resume, logs and samples."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -18,7 +19,7 @@ from jaxmani.data import pipeline, prepare
 from jaxmani.errors import UserError
 from jaxmani.losses import mask
 from jaxmani.models import registry
-from jaxmani.progress import Progress
+from jaxmani.progress import Progress, status
 from jaxmani.train import checkpoint
 from jaxmani.train.state import TrainState, create_train_state
 from jaxmani.train.step import StepModels, train_step
@@ -27,6 +28,9 @@ from jaxmani.train.writer import MetricWriter
 # Batch keys the training step reads (data/pipeline.py documents them); the rest stay on the host.
 STEP_KEYS = ("image", "caption", "caption_length", "class_id", "mask")
 SAMPLE_ROWS = 4
+AXIS = "data"  # The batch axis: of the jit mesh, and the pmap axis name.
+# Generator options that mix the samples of a batch inside G, which pmap does not gather.
+BATCH_COUPLED_COMPAT = ("attention_mask_other_sample", "channel_attention_batch_padding")
 
 
 def resolve_vocabulary(
@@ -64,12 +68,28 @@ def load_frozen(config: ml_collections.ConfigDict, rng: jax.Array) -> dict[str, 
     return frozen
 
 
-def check_parallel(parallel: ml_collections.ConfigDict) -> None:
+def check_parallel(config: ml_collections.ConfigDict) -> None:
     """Refuses parallel settings the trainer does not run."""
-    if parallel.mode != "jit":
+    mode = config.parallel.mode
+    if mode not in ("jit", "pmap"):
         raise UserError(
-            f"config.parallel.mode={parallel.mode!r}: only 'jit' (a global batch sharded over a "
-            "('data',) mesh, which also spans hosts) is available"
+            f"config.parallel.mode={mode!r}: choose 'jit' (the global batch sharded over a "
+            "('data',) mesh) or 'pmap' (jax.pmap over each host's devices)"
+        )
+    coupled = [name for name in BATCH_COUPLED_COMPAT if config.compat[name]]
+    if mode == "pmap" and coupled:
+        raise UserError(
+            f"config.compat.{coupled[0]} mixes the samples of a batch inside G, which "
+            "config.parallel.mode='pmap' does not reproduce; use --config.parallel.mode=jit"
+        )
+
+
+def check_batch_split(batch_size: int) -> None:
+    """Refuses a global batch that the devices of the run cannot share equally."""
+    if batch_size % jax.device_count():
+        raise UserError(
+            f"config.train.batch_size={batch_size} is not divisible by the "
+            f"{jax.device_count()} devices; set it to a multiple of {jax.device_count()}"
         )
 
 
@@ -88,7 +108,57 @@ def initialize_distributed(parallel: ml_collections.ConfigDict) -> None:
 
 def create_mesh() -> Mesh:
     """A 1-D ('data',) mesh over every device of every process."""
-    return Mesh(np.asarray(jax.devices()), ("data",))
+    return Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def create_step_models(config: ml_collections.ConfigDict) -> StepModels:
+    """The step's modules; in pmap mode G's and D's BatchNorms use the global batch."""
+    axis_name = AXIS if config.parallel.mode == "pmap" else None
+    networks = dataclasses.replace(
+        generate.create_networks(config),
+        generator=registry.create_network("generator", config, bn_axis_name=axis_name),
+    )
+    return StepModels(
+        networks=networks,
+        discriminator=registry.create_network("discriminator", config, bn_axis_name=axis_name),
+        config=config,
+        axis_name=axis_name,
+    )
+
+
+def replicate(mode: str, mesh: Mesh, tree: Any) -> Any:
+    """A pytree on the devices: replicated over the mesh (jit), or one copy per local device
+    stacked along a leading axis (pmap)."""
+    if mode == "jit":
+        return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    devices = jax.local_devices()
+    stacked = jax.tree.map(
+        lambda x: np.broadcast_to(x, (len(devices), *np.shape(x))), jax.device_get(tree)
+    )
+    local = Mesh(np.asarray(devices), (AXIS,))
+    return jax.device_put(stacked, NamedSharding(local, PartitionSpec(AXIS)))
+
+
+def first_replica(mode: str, tree: Any) -> Any:
+    """One copy of a replicated step output: device 0's in pmap mode, the tree itself in jit."""
+    return jax.tree.map(lambda x: x[0], tree) if mode == "pmap" else tree
+
+
+def unreplicate(mode: str, mesh: Mesh, state: TrainState) -> TrainState:
+    """The state as jit mode holds it (replicated over the mesh): what checkpoints save."""
+    if mode == "jit":
+        return state
+    return replicate("jit", mesh, jax.device_get(first_replica(mode, state)))
+
+
+def device_batch(mode: str, mesh: Mesh, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The step's keys of a host batch for the step: global arrays (jit), or split into
+    (local devices, rows per device, ...) for pmap."""
+    batch = select_step_keys(batch)
+    if mode == "jit":
+        return pipeline.to_global_batch(batch, mesh)
+    devices = jax.local_device_count()
+    return {key: value.reshape(devices, -1, *value.shape[1:]) for key, value in batch.items()}
 
 
 def select_step_keys(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -96,20 +166,28 @@ def select_step_keys(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: batch[key] for key in STEP_KEYS if key in batch}
 
 
-def compile_step(
-    models: StepModels, mesh: Mesh, state: TrainState, batch: dict[str, jax.Array], frozen: Any
-) -> tuple[Any, float]:
-    """jit_train_step compiled for these shapes (batch sharded, the rest replicated); seconds."""
+def make_step(mode: str, models: StepModels, mesh: Mesh) -> Any:
+    """The train step of `mode`, state donated: jit with the batch sharded over the mesh and the
+    rest replicated, or jax.pmap over each host's devices (axis AXIS)."""
+    step = functools.partial(train_step, models=models)
+    if mode == "pmap":
+        return jax.pmap(step, axis_name=AXIS, donate_argnums=0)
     replicated = NamedSharding(mesh, PartitionSpec())
-    sharded = NamedSharding(mesh, PartitionSpec("data"))
-    jit_train_step = jax.jit(
-        functools.partial(train_step, models=models),
+    sharded = NamedSharding(mesh, PartitionSpec(AXIS))
+    return jax.jit(
+        step,
         in_shardings=(replicated, sharded, replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
+
+
+def compile_step(
+    models: StepModels, mesh: Mesh, state: TrainState, batch: dict[str, jax.Array], frozen: Any
+) -> tuple[Any, float]:
+    """The jit step compiled for these shapes; seconds."""
     start = time.perf_counter()
-    compiled = jit_train_step.lower(state, batch, frozen).compile()
+    compiled = make_step("jit", models, mesh).lower(state, batch, frozen).compile()
     return compiled, time.perf_counter() - start
 
 
@@ -157,34 +235,37 @@ def check_finite(step: int, metrics: Mapping[str, float], workdir: str) -> None:
 
 
 def save_run_files(workdir: str, config: ml_collections.ConfigDict, vocabulary: Any) -> None:
-    """Writes config.json (checked against an existing one) and vocabulary.json in the workdir."""
+    """Writes config.json (checked against an existing one) and vocabulary.json in the workdir
+    (process 0 writes, every process checks)."""
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "config.json")
     if os.path.exists(path):
         with open(path) as f:
             checkpoint.check_same_run(f"workdir {workdir}", json.load(f), config)
     if jax.process_index() == 0:
-        with open(path, "w") as f:
-            f.write(config.to_json(indent=2))
-        with open(os.path.join(workdir, "vocabulary.json"), "w") as f:
-            json.dump(list(vocabulary), f)
+        write_atomically(path, config.to_json(indent=2))
+        write_atomically(os.path.join(workdir, "vocabulary.json"), json.dumps(list(vocabulary)))
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes `path` through a renamed temporary file: other processes never read half of it."""
+    with open(f"{path}.tmp", "w") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) the configured GAN in `workdir` up to config.train.num_steps."""
-    check_parallel(config.parallel)
+    check_parallel(config)
     initialize_distributed(config.parallel)
+    check_batch_split(config.train.batch_size)
     vocabulary = dataset_vocabulary(config)
     config = resolve_vocabulary(config, vocabulary)
+    root = jax.random.PRNGKey(config.seed)
+    frozen = load_frozen(config, jax.random.fold_in(root, 1))  # Before writing: a missing file.
     save_run_files(workdir, config, vocabulary)
     mesh = create_mesh()
-    models = StepModels(
-        networks=generate.create_networks(config),
-        discriminator=registry.create_network("discriminator", config),
-        config=config,
-    )
-    root = jax.random.PRNGKey(config.seed)
-    frozen = load_frozen(config, jax.random.fold_in(root, 1))
+    models = create_step_models(config)
     state = create_train_state(config, jax.random.fold_in(root, 0))
     iterator = iter(pipeline.create_dataset(config, "train"))
     manager = checkpoint.create_manager(workdir, config.train.max_to_keep)
@@ -196,8 +277,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     if start >= config.train.num_steps:
         print(f"{workdir}: already at step {start} of {config.train.num_steps}", flush=True)
         return state
-    replicated = NamedSharding(mesh, PartitionSpec())
-    state, frozen = jax.device_put((state, frozen), replicated)
+    state, frozen = replicate(config.parallel.mode, mesh, (state, frozen))
     try:
         return run_loop(config, workdir, models, mesh, state, frozen, iterator, manager, meta)
     finally:
@@ -216,35 +296,40 @@ def run_loop(
     meta: dict[str, Any],
 ) -> TrainState:
     """Steps from state.step to num_steps: log, check, sample and checkpoint on schedule."""
-    train_cfg = config.train
+    train_cfg, mode = config.train, config.parallel.mode
     writer = MetricWriter(workdir)
     first = next(iterator)
     sample_batch = jax.device_put({k: jnp.asarray(v[:SAMPLE_ROWS]) for k, v in first.items()})
-    sampler = make_sampler(models, frozen)
-    batch = pipeline.to_global_batch(select_step_keys(first), mesh)
-    jit_train_step, seconds = compile_step(models, mesh, state, batch, frozen)
-    print(f"compiled the train step in {seconds:.1f} s", flush=True)
-    progress = Progress(int(state.step), train_cfg.num_steps, "train")
+    sampler = make_sampler(models, first_replica(mode, frozen))
+    batch = device_batch(mode, mesh, first)
+    step_fn = make_step(mode, models, mesh)
+    start = int(first_replica(mode, state.step))
+    progress = Progress(start, train_cfg.num_steps, "train")
+    clock = time.perf_counter()
     try:
         while True:
-            state, metrics = jit_train_step(state, batch, frozen)
-            step = int(state.step)
+            state, metrics = step_fn(state, batch, frozen)
+            step = int(first_replica(mode, state.step))
+            if step == start + 1:
+                seconds = time.perf_counter() - clock
+                status("train", f"first step (compilation included) in {seconds:.1f} s")
             last = step >= train_cfg.num_steps
             logged = None
             if step % train_cfg.log_every == 0 or step % train_cfg.checkpoint_every == 0 or last:
-                logged = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                values = jax.device_get(first_replica(mode, metrics))
+                logged = {k: float(v) for k, v in values.items()}
                 check_finite(step, logged, workdir)
                 writer.write_scalars(step, {f"train/{k}": v for k, v in logged.items()})
             progress.update(step, logged and {k: logged[k] for k in ("d_loss", "g_loss")})
             if step % train_cfg.sample_every == 0 or last:
-                out = jax.device_get(sampler(state, sample_batch))
+                out = jax.device_get(sampler(unreplicate(mode, mesh, state), sample_batch))
                 grid = sample_grid(np.asarray(sample_batch["image"]), out["edit"], out["mask"])
                 writer.write_image(step, "samples", grid)
             if step % train_cfg.checkpoint_every == 0 or last:
-                checkpoint.save(manager, state, iterator, meta)
+                checkpoint.save(manager, unreplicate(mode, mesh, state), iterator, meta)
             if last:
-                return state
-            batch = pipeline.to_global_batch(select_step_keys(next(iterator)), mesh)
+                return unreplicate(mode, mesh, state)
+            batch = device_batch(mode, mesh, next(iterator))
     finally:
         progress.close()
         writer.close()

@@ -142,7 +142,8 @@ def split_params(variables: dict[str, Any]) -> dict[str, Any]:
 def evaluate(
     config: ml_collections.ConfigDict, modules: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, float]:
-    """Mean DAMSM loss and top-1 image-to-caption retrieval accuracy over the test split."""
+    """Mean DAMSM loss and top-1 image-to-caption retrieval accuracy over the full test batches
+    (the losses couple a batch's examples, so the padded last batch is left out)."""
 
     @jax.jit
     def eval_batch(batch):
@@ -152,6 +153,8 @@ def evaluate(
     losses, hits = [], []
     test = pipeline.create_dataset(config, "test", train=False)
     for batch in test:
+        if not batch["valid"].all():
+            continue
         loss, hit = eval_batch(dict(select_keys(batch)))
         losses.append(float(loss))
         hits.append(float(hit))

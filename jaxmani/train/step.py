@@ -4,6 +4,12 @@ BASELINE_SPEC §4.4: G runs once per step and its output serves both players. ja
 forward pass with `jax.vjp`, updates D on the detached fake, then differentiates the G loss (with
 the updated D) with respect to G's outputs and pulls the cotangents back through the same pass.
 Every loss term is a pure function from `jaxmani.losses`, switched and weighted by `config.loss`.
+
+The same function runs under `jax.jit` on the global batch or under `jax.pmap` (StepModels with
+`axis_name`, networks built with that `bn_axis_name`) on one device's rows of it: BatchNorm then
+takes global statistics, the terms that pair examples of a batch (the mismatched caption of the D
+loss, the B x B DAMSM losses) all_gather their inputs, the noise is drawn for the global batch and
+sliced, and gradients and metrics are averaged over the axis, so both give the same step.
 """
 
 import dataclasses
@@ -30,6 +36,52 @@ class StepModels:
     networks: generate.Networks
     discriminator: nn.Module
     config: ml_collections.ConfigDict
+    axis_name: str | None = None  # The pmap axis of the batch; None under jit.
+
+
+def gather_batch(models: StepModels, x: jax.Array) -> jax.Array:
+    """The global batch of a per-device array (every device's rows, in order); x under jit."""
+    if models.axis_name is None:
+        return x
+    return jax.lax.all_gather(x, models.axis_name, tiled=True)
+
+
+def on_global_batch(models: StepModels) -> StepModels:
+    """The models for arrays that already hold the global batch: D's BatchNorms take statistics
+    (and the running variance's sample count) over them alone."""
+    if models.axis_name is None:
+        return models
+    discriminator = models.discriminator.clone(bn_axis_name=None)
+    return dataclasses.replace(models, discriminator=discriminator, axis_name=None)
+
+
+def global_size(models: StepModels, rows: int) -> int:
+    """Rows of the global batch when each device holds `rows`."""
+    return rows if models.axis_name is None else rows * jax.lax.axis_size(models.axis_name)
+
+
+def local_rows(models: StepModels, x: jax.Array) -> jax.Array:
+    """This device's rows of a global-batch array; x under jit."""
+    if models.axis_name is None:
+        return x
+    rows = x.shape[0] // jax.lax.axis_size(models.axis_name)
+    return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(models.axis_name) * rows, rows)
+
+
+def mean_over_devices(models: StepModels, tree: Any) -> Any:
+    """The mean of a pytree over the pmap axis (gradients, metrics); tree under jit."""
+    if models.axis_name is None:
+        return tree
+    return jax.lax.pmean(tree, models.axis_name)
+
+
+def draw_noise(models: StepModels, rng: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+    """G's noise for a global batch: z and the CA eps, both N(0, 1)."""
+    z_rng, ca_rng = jax.random.split(rng)
+    return {
+        "z": generate.sample_z(z_rng, batch_size, models.config),
+        "ca_eps": jax.random.normal(ca_rng, (batch_size, models.config.model.g.condition_dim)),
+    }
 
 
 def d_call(
@@ -81,7 +133,10 @@ def discriminator_loss(
     f_fake, variables = d_features(models, variables, fake)
     cond_real, variables = d_call(models, variables, "cond_logits", f_real, sentence)
     cond_fake, variables = d_call(models, variables, "cond_logits", f_fake, sentence)
-    cond_wrong, variables = d_call(models, variables, "cond_logits", f_real[:-1], sentence[1:])
+    wrong_images, wrong_text = gather_batch(models, f_real)[:-1], gather_batch(models, sentence)[1:]
+    cond_wrong, variables = d_call(
+        on_global_batch(models), variables, "cond_logits", wrong_images, wrong_text
+    )
     uncond_real = d_uncond(models, variables, f_real)
     uncond_fake = d_uncond(models, variables, f_fake)
     terms = {
@@ -123,11 +178,14 @@ def generator_loss(
     uncond = d_uncond(models, d_variables, f_fake)
     region, code = models.networks.image_encoder.apply(frozen["image_encoder"], fake)
     gammas = config.loss.damsm
-    class_ids = batch["class_id"]
-    w0, w1, _ = damsm.words_loss(
-        encoded.words, encoded.mask, region, class_ids, gammas.gamma1, gammas.gamma2, gammas.gamma3
+    words, word_mask, region, code, sentence, class_ids = (
+        gather_batch(models, x)
+        for x in (encoded.words, encoded.mask, region, code, encoded.sentence, batch["class_id"])
     )
-    s0, s1 = damsm.sentence_loss(code, encoded.sentence, class_ids, gammas.gamma3)
+    w0, w1, _ = damsm.words_loss(
+        words, word_mask, region, class_ids, gammas.gamma1, gammas.gamma2, gammas.gamma3
+    )
+    s0, s1 = damsm.sentence_loss(code, sentence, class_ids, gammas.gamma3)
     terms = {
         "g_adversarial": bce(models, cond, 1.0) + bce(models, uncond, 1.0),
         "g_word": w0 + w1,
@@ -176,17 +234,19 @@ def train_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Advances `state` by one D and one G update on `batch` (keys of data/pipeline.py).
 
-    `noise` ({"z", "ca_eps"}) injects G's noise for parity tests; otherwise both are drawn from
-    the state's rng folded with the step, so a resumed run draws the same noise.
+    `noise` ({"z", "ca_eps"} of the global batch) injects G's noise for parity tests; otherwise
+    both are drawn from the state's rng folded with the step, so a resumed run draws the same
+    noise. Under pmap, `batch` holds this device's rows and the metrics are global means.
     """
     config = models.config
-    z_rng, ca_rng, sad_rng = jax.random.split(jax.random.fold_in(state.rng, state.step), 3)
+    noise_rng, sad_rng = jax.random.split(jax.random.fold_in(state.rng, state.step))
     real = batch["image"]
     encoded = generate.encode(
         models.networks, frozen, real, batch["caption"], batch["caption_length"]
     )
     if noise is None:
-        noise = {"z": generate.sample_z(z_rng, real.shape[0], config), "ca_eps": None}
+        noise = draw_noise(models, noise_rng, global_size(models, real.shape[0]))
+    noise = {key: local_rows(models, value) for key, value in noise.items()}
 
     def g_forward(g_params):
         g_variables = {"params": g_params, "batch_stats": state.g_batch_stats}
@@ -196,7 +256,6 @@ def train_step(
             encoded,
             noise["z"],
             train=True,
-            noise_rng=ca_rng,
             ca_eps=noise["ca_eps"],
         )
         return (outputs["image"], outputs["mu"], outputs["logvar"]), stats
@@ -216,6 +275,7 @@ def train_step(
         ),
         has_aux=True,
     )(state.d_params)
+    d_grads = mean_over_devices(models, d_grads)
     d_updates, d_opt_state = create_optimizer(config.optim.d).update(
         d_grads, state.d_opt_state, state.d_params
     )
@@ -232,7 +292,7 @@ def train_step(
         ),
         has_aux=True,
     )(outputs)
-    (g_grads,) = g_vjp(output_grads)
+    g_grads = mean_over_devices(models, g_vjp(output_grads)[0])
     g_updates, g_opt_state = create_optimizer(config.optim.g).update(
         g_grads, state.g_opt_state, state.g_params
     )
@@ -249,11 +309,8 @@ def train_step(
         d_opt_state=d_opt_state,
     )
     metrics = {
-        "d_loss": d_loss,
-        "g_loss": g_loss,
+        **mean_over_devices(models, {"d_loss": d_loss, "g_loss": g_loss, **d_terms, **g_terms}),
         "d_grad_norm": optax.global_norm(d_grads),
         "g_grad_norm": optax.global_norm(g_grads),
-        **d_terms,
-        **g_terms,
     }
     return new_state, metrics

@@ -32,8 +32,10 @@ BATCH_KEYS = {
     "wrong_caption_length",
     "class_id",
     "wrong_class_id",
+    "valid",
 }
 EDIT_KEYS = {"edit_image", "edit_caption", "edit_caption_length"}
+GROUND_TRUTH_KEYS = {"part_masks", "attributes", "edit_attributes"}
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +165,13 @@ def test_toy_rows_follow_the_source_order_without_shuffling(toy_dir):
     vocabulary = prepare.load_vocabulary("toy_birds", toy_dir, "64")
     examples = read_source("toy_birds", toy_dir, "test", "64")
     batch = host_batches(config, toy_dir, 1, "test", train=False)[0]
-    assert set(batch) == BATCH_KEYS | {"mask"} | EDIT_KEYS
+    assert set(batch) == BATCH_KEYS | {"mask"} | EDIT_KEYS | GROUND_TRUTH_KEYS
+    # The parts tile the bird (1 - mask); resizing and cropping are linear, so this holds after.
+    np.testing.assert_allclose(batch["part_masks"].sum(-1), 1 - batch["mask"][..., 0], atol=1e-5)
     for row, example in enumerate(examples):
         assert batch["class_id"][row] == example["class_id"]
+        for key in ("attributes", "edit_attributes"):
+            np.testing.assert_array_equal(batch[key][row], example[key])
         captions = [vocabulary.encode(tokenize(c.decode())) for c in example["captions"]]
         caption = batch["caption"][row, : batch["caption_length"][row]].tolist()
         assert caption in captions  # words_num 40 keeps whole captions
@@ -339,13 +345,18 @@ def test_restored_iterator_continues_like_an_uninterrupted_one(toy_dir):
             np.testing.assert_array_equal(got[key], want[key])
 
 
-def test_shard_for_host_splits_without_overlap():
-    stream = grain.MapDataset.range(10).seed(3).shuffle().repeat()
-    shards = [list(pipeline.shard_for_host(stream, i, 2, infinite=True)[:5]) for i in (0, 1)]
-    assert sorted(shards[0] + shards[1]) == list(range(10))  # the first epoch, split in two
-    finite = grain.MapDataset.range(11)
-    parts = [list(pipeline.shard_for_host(finite, i, 2, infinite=False)) for i in (0, 1)]
-    assert parts == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+def test_shard_for_host_gives_contiguous_blocks_and_pads_the_end():
+    stream = grain.MapDataset.range(10).seed(3).shuffle().repeat().map(lambda i: {"i": i})
+    shards = [[row["i"] for row in pipeline.shard_for_host(stream, h, 2, 2)[:6]] for h in (0, 1)]
+    first = [row["i"] for row in stream[:12]]
+    assert shards == [first[0:2] + first[4:6] + first[8:10], first[2:4] + first[6:8] + first[10:]]
+    finite = grain.MapDataset.range(11).map(lambda i: {"i": i})
+    parts = [
+        [(r["i"], bool(r["valid"])) for r in pipeline.shard_for_host(finite, h, 2, 3)]
+        for h in (0, 1)
+    ]
+    rows = [(i, True) for i in range(11)] + [(10, False)]
+    assert parts == [rows[0:3] + rows[6:9], rows[3:6] + rows[9:12]]
 
 
 def test_two_hosts_split_the_single_host_batches(toy_dir):
@@ -356,7 +367,7 @@ def test_two_hosts_split_the_single_host_batches(toy_dir):
         for host in (0, 1):
             assert len(hosts[host][step]["image"]) == 2
             for key, value in hosts[host][step].items():
-                np.testing.assert_array_equal(value, single[step][key][host::2])
+                np.testing.assert_array_equal(value, single[step][key][2 * host : 2 * host + 2])
 
 
 def test_unprepared_dataset_names_the_prepare_command(tmp_path):

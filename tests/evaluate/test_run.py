@@ -1,0 +1,127 @@
+"""`evaluate_workdir` / `evaluate_params` end to end on tiny trained workdirs."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxmani import params_io
+from jaxmani.data import toy_birds
+from jaxmani.errors import UserError
+from jaxmani.evaluate import run
+from tests.evaluate.conftest import eval_config
+from tests.train.conftest import TOY_COUNTS, fast_compilation
+
+__all__ = ["fast_compilation"]  # autouse: the tiny runs compile without XLA optimisations.
+
+PAPER_AND_TOY = {
+    "mask_score_hm",
+    "mask_score_gt",
+    "sharpness",
+    "sharpness_real",
+    "r_precision",
+    "r_precision_std",
+    "mp",
+    "edit_psnr",
+    "edit_ssim",
+    "background_change",
+}
+
+
+def read_record(out_dir):
+    with open(os.path.join(out_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def test_evaluate_writes_metrics_report_and_figures(evaluated_workdirs):
+    out_dir = os.path.join(evaluated_workdirs[0], "eval", "2")
+    record = read_record(out_dir)
+    assert record["step"] == 2
+    assert record["num_images"] == TOY_COUNTS["test"]  # every image once, padding not counted
+    values = record["metrics"]
+    assert set(values) >= PAPER_AND_TOY
+    assert all(np.isfinite(v) for v in values.values())
+    assert 0 <= values["r_precision"] <= 1 and 0 <= values["edit_ssim"] <= 1
+    assert 0 <= values["mask_score_hm"] <= 255**2 and 0 <= values["background_change"] <= 255
+    assert values["sharpness_real"] > 0 and abs(values["mp"]) <= 1
+    assert record["protocol"]["r_precision_candidates"] == TOY_COUNTS["test"]
+    assert set(record["skipped"]) >= {"fid", "inception_score"}
+    assert "config.pretrained.fid_inception" in record["skipped"]["fid"]
+    with open(os.path.join(out_dir, "report.md")) as f:
+        report = f.read()
+    assert "| mask_score_hm |" in report and "![edit_grid.png](edit_grid.png)" in report
+    grid = Image.open(os.path.join(out_dir, "edit_grid.png"))
+    assert grid.height > 3 * 128  # three rows of enlarged 64px tiles under a header line
+    for name in ("attention.png", "loss_curves.png"):
+        assert Image.open(os.path.join(out_dir, name)).width > 0
+
+
+def test_evaluation_is_deterministic(evaluated_workdirs, toy_data_dir, tmp_path):
+    workdir = evaluated_workdirs[0]
+    again = run.evaluate_workdir(None, workdir, str(tmp_path / "again"))
+    first = read_record(os.path.join(workdir, "eval", "2"))
+    assert read_record(again)["metrics"] == first["metrics"]
+
+
+def test_params_files_take_the_workdir_code_path(evaluated_workdirs, toy_data_dir, tmp_path):
+    workdir = evaluated_workdirs[1]
+    model = run.load_workdir(None, workdir)
+    paths = {}
+    for name, variables in (("generator", model.generator), *model.frozen.items()):
+        paths[name] = str(tmp_path / f"{name}.msgpack")
+        params_io.save_variables(paths[name], name, jax.device_get(variables))
+    config = eval_config(toy_data_dir, seed=1)
+    out_dir = run.evaluate_params(
+        config,
+        str(tmp_path / "converted"),
+        generator=paths["generator"],
+        text_encoder=paths["text_encoder"],
+        image_encoder=paths["image_encoder"],
+        vgg=paths["vgg"],
+        vocabulary=os.path.join(workdir, "vocabulary.json"),
+    )
+    converted = read_record(out_dir)
+    assert converted["metrics"] == read_record(os.path.join(workdir, "eval", "2"))["metrics"]
+    assert converted["source"].startswith("params file")
+
+
+def test_missing_checkpoint_and_other_config_are_user_errors(
+    evaluated_workdirs, toy_data_dir, tmp_path
+):
+    with pytest.raises(UserError, match="not a jaxmani workdir"):
+        run.evaluate_workdir(None, str(tmp_path))
+    other = eval_config(toy_data_dir, seed=0)
+    other.model.g.gf_dim = 8
+    with pytest.raises(UserError, match=r"config\.model\.g\.gf_dim: 4 there, 8 here"):
+        run.evaluate_workdir(other, evaluated_workdirs[0])
+
+
+def test_inception_metrics_need_their_weights_fields(toy_data_dir):
+    config = eval_config(toy_data_dir, seed=0)
+    skipped = run.inception_skips(config)
+    assert set(skipped) == {"fid", "inception_score"}
+    assert "config.pretrained.inception " in skipped["inception_score"]
+
+
+def test_toy_metrics_of_the_ground_truth_edit():
+    example = toy_birds.generate_example(toy_birds.example_seed("test", 3), 64)
+    arrays = {k: np.asarray(v)[None] for k, v in example.items() if isinstance(v, np.ndarray)}
+    target = arrays["edit_image"].astype(np.float32)
+    inputs = {
+        "original": arrays["image"].astype(np.float32),
+        "target": target,
+        "mask": arrays["mask"][..., None].astype(np.float32),
+        "part_masks": arrays["part_masks"].astype(np.float32),
+        "edit_attributes": arrays["edit_attributes"],
+        "attributes": arrays["attributes"],
+    }
+    perfect = jax.device_get(run.toy_metrics({**inputs, "edit": target}))
+    assert perfect["edit_ssim"][0] == pytest.approx(1.0, abs=1e-5)
+    assert perfect["background_change"][0] == 0.0
+    assert perfect["part_colour_accuracy"][0] == perfect["edited_part_accuracy"][0] == 1.0
+    unchanged = jax.device_get(run.toy_metrics({**inputs, "edit": inputs["original"]}))
+    assert unchanged["edited_part_accuracy"][0] == 0.0
+    assert 0.0 < unchanged["part_colour_accuracy"][0] < 1.0
