@@ -4,7 +4,6 @@ import concurrent.futures
 import dataclasses
 import importlib.util
 import multiprocessing
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -28,14 +27,6 @@ METHOD_SWITCHES = (
     "loss.g.gm_mode",
     "loss.d.sad_weight",
     "model.d.sharp_channel",
-)
-# G_NET keyword arguments named like the config.compat switches they restate.
-G_COMPAT_SWITCHES = (
-    "attention_mask_other_sample",
-    "channel_attention_batch_padding",
-    "skip_init_bn_at_batch_one",
-    "nearest_scale_index",
-    "ca_noise_at_eval",
 )
 
 
@@ -112,67 +103,15 @@ def jax_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
     return Row(name, "jax", seconds, compiled_peak_bytes(compiled))
 
 
-def torch_forward_backward(name: str, config: ml_collections.ConfigDict) -> Row:
-    """The same measurement on the PyTorch restatement in third_party/ (NCHW, train mode)."""
-    import torch  # optional: only for the comparison
-
-    from third_party import lightweight_torch as lt
-
-    model = config.model
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    x = {
-        k: torch.from_numpy(v.transpose(0, 3, 1, 2).copy() if v.ndim == 4 else v).to(device)
-        for k, v in random_inputs(name, config, config.seed).items()
-    }
-    if name == "generator":
-        module = lt.G_NET(
-            model.g.gf_dim, model.g.z_dim, model.g.condition_dim, model.embedding_dim, model.g.r_num
-        )
-        words = x["words_emb"].transpose(1, 2).contiguous()
-        eps = torch.zeros(config.train.batch_size, model.g.condition_dim, device=device)
-
-        def forward():
-            images = module(
-                x["z"],
-                x["sent_emb"],
-                words,
-                x["mask"],
-                x["cnn_code"],
-                x["region_features"],
-                x["vgg_features"],
-                ca_eps=eps,
-            )[0][0]
-            return images.sum()
-    else:
-        module = lt.D_NET256(model.d.df_dim, model.embedding_dim)
-
-        def forward():
-            features = module(x["images"])
-            cond = module.COND_DNET(features, x["sent_emb"])
-            return cond.sum() + module.UNCOND_DNET(features).sum()
-
-    module.to(device).train()
-
-    def step():
-        module.zero_grad(set_to_none=True)
-        forward().backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    seconds = time_median(step, config.bench.warmup, config.bench.iters)
-    peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
-    return Row(name, "torch", seconds, peak)
-
-
 def bench_forward(config: ml_collections.ConfigDict) -> list[Row]:
     """Forward+backward time and peak memory of G and D in JAX and, if installed, in PyTorch."""
+    from jaxmani.convert import torch_bench
+
     rows = []
     for name in ("generator", "discriminator"):
         rows.append(jax_forward_backward(name, config))
         if importlib.util.find_spec("torch") is not None:
-            rows.append(torch_forward_backward(name, config))
+            rows.append(torch_bench.torch_forward_backward(name, config))
     return rows
 
 
@@ -336,76 +275,6 @@ def jax_train_step(
     return Row("train_step", "jax", seconds, compiled_peak_bytes(compiled)), compile_seconds, flops
 
 
-def torch_train_nets(config: ml_collections.ConfigDict, device: str) -> dict[str, Any]:
-    """The restatement's G, D and frozen encoders at the config's sizes, on `device`."""
-    import torch
-
-    from third_party import lightweight_torch as lt
-
-    model = config.model
-    torch.manual_seed(config.seed)
-    netG = lt.G_NET(
-        model.g.gf_dim,
-        model.g.z_dim,
-        model.g.condition_dim,
-        model.embedding_dim,
-        model.g.r_num,
-        **{name: config.compat[name] for name in G_COMPAT_SWITCHES},
-    )
-    netD = lt.D_NET256(model.d.df_dim, model.embedding_dim)
-    netG.apply(lt.weights_init)
-    netD.apply(lt.weights_init)
-    nets = {
-        "netG": netG,
-        "netD": netD,
-        "text_encoder": lt.RNN_ENCODER(
-            model.text.vocab_size, ninput=model.text.word_dim, nhidden=model.embedding_dim
-        ),
-        "image_encoder": lt.CNN_ENCODER(model.embedding_dim),
-        "vgg": lt.VGGNet(),
-    }
-    return {name: net.to(device) for name, net in nets.items()}
-
-
-def torch_train_step(
-    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
-) -> tuple[Row, int]:
-    """Times the restatement's train_iteration (EMA included) on the same batch.
-
-    Returns the row and this process's peak RSS in bytes: run it in a child process of its own.
-    """
-    import torch
-
-    from third_party.lightweight_torch import train_step as lt_step
-
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    nets = torch_train_nets(config, device)
-    optimizers = lt_step.make_optimizers(
-        nets["netG"], nets["netD"], lr_g=config.optim.g.lr, lr_d=config.optim.d.lr
-    )
-    ema = lt_step.init_ema(nets["netG"])
-    options = {"ema_decay": config.optim.ema_decay, "ema_rate": 1.0 - config.optim.ema_decay}
-    inputs = {
-        "images": torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy()),
-        "captions": torch.from_numpy(batch["caption"].astype(np.int64)),
-        "cap_lens": torch.from_numpy(batch["caption_length"].astype(np.int64)),
-        "class_ids": torch.from_numpy(batch["class_id"].astype(np.int64)),
-    }
-    inputs = {key: value.to(device) for key, value in inputs.items()}
-    shape = (config.train.batch_size, config.model.g.z_dim)
-
-    def step():
-        noise = {"z": torch.randn(shape, device=device), "ca_eps": None}  # G draws its CA eps.
-        lt_step.train_iteration(nets, optimizers, inputs, noise, options, ema=ema)
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    seconds = time_median(step, config.bench.warmup, config.bench.iters)
-    peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
-    return Row("train_step", "torch", seconds, peak), peak_rss_bytes()
-
-
 def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
     """One full training step (D + G + EMA, frozen encoders) in JAX and, where the restatement
     runs the config (torch_missing_reason), in PyTorch.
@@ -415,6 +284,8 @@ def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
     PyTorch's is that of a fresh spawned process that ran only the PyTorch step (it imports this
     module, so jax too, ~160 MiB on CPU, but never starts a JAX backend).
     """
+    from jaxmani.convert import torch_bench
+
     config = train_config(config)
     batch = train_batch(config, config.seed)
     row, compile_seconds, flops = jax_train_step(config, batch)
@@ -424,7 +295,9 @@ def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
     if not note:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            torch_row, peak_rss["torch"] = pool.submit(torch_train_step, config, batch).result()
+            torch_row, peak_rss["torch"] = pool.submit(
+                torch_bench.torch_train_step, config, batch
+            ).result()
         rows.append(torch_row)
     size = config.data.image_size
     return TrainBench(rows, compile_seconds, flops, peak_rss, config.train.batch_size, size, note)
@@ -504,52 +377,20 @@ def jax_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> lis
     return rows
 
 
-def torch_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> list[Row]:
-    """The same edit forward on the PyTorch restatement (eval mode, no_grad, NCHW)."""
-    import torch
-
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    nets = torch_train_nets(config, device)
-    for net in nets.values():
-        net.eval()
-    rows = []
-    for batch in batches:
-        inputs = edit_inputs(config, batch, config.seed)
-        inputs["images"] = inputs["images"].transpose(0, 3, 1, 2).copy()
-        x = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
-        captions = x["captions"].long()
-
-        def step(x=x, captions=captions):
-            with torch.no_grad():
-                words, sentence = nets["text_encoder"](captions, x["lengths"].cpu())
-                region, code = nets["image_encoder"](x["images"])
-                vgg = nets["vgg"](x["images"])
-                mask = captions == 0
-                nets["netG"](x["z"], sentence, words, mask, code, region, vgg, ca_eps=x["ca_eps"])
-            if device == "cuda":
-                torch.cuda.synchronize()
-
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        seconds = time_median(step, config.bench.warmup, config.bench.iters)
-        peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
-        rows.append(Row(f"edit_batch{batch}", "torch", seconds, peak))
-    return rows
-
-
 def bench_edit(
     config: ml_collections.ConfigDict, batches: tuple[int, ...] = EDIT_BATCHES
 ) -> EditBench:
     """Latency of one edit at the config's size, after compilation, per batch size, in JAX and,
     at 256x256 with the Inception encoder and torch installed, in the PyTorch restatement."""
+    from jaxmani.convert import torch_bench
+
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.model.text.vocab_size = config.model.text.vocab_size or BIRD_VOCAB_SIZE
     rows = jax_edit(config, batches)
     note = torch_missing_reason(config)
     if not note:
-        rows += torch_edit(config, batches)
+        rows += torch_bench.torch_edit(config, batches)
     return EditBench(rows, batches, note)
 
 
