@@ -10,9 +10,8 @@ from configs import tiny
 from jaxmani import bench
 from jaxmani.errors import UserError
 from tests.parity.conftest import small_gan_config
-from tests.train.conftest import fast_compilation  # noqa: F401  (autouse: few XLA passes)
 
-pytestmark = [pytest.mark.parity]
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("fast_compilation")]
 
 
 def check_common_lines(lines: list[str], result: bench.TrainBench, speed: str) -> None:

@@ -15,8 +15,6 @@ import time
 
 import pytest
 
-from tests.train.conftest import toy_data_dir  # noqa: F401 (a fixture)
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENVIRONMENT = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
 FILES = ("afile", "adir/", "empty/", "src.pth", "existing.msgpack")
@@ -158,7 +156,7 @@ def run_cli(args: list[str], cwd: pathlib.Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, toy_data_dir):  # noqa: F811
+def results(tmp_path_factory, toy_data_dir):
     """Every row's (directory, completed process), one row per CPU at a time."""
     directories = []
     for index in range(len(MISTAKES)):

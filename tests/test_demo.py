@@ -6,7 +6,6 @@ from PIL import Image
 
 from configs import tiny
 from jaxmani import demo
-from tests.train.conftest import fast_compilation  # noqa: F401 (a fixture)
 
 
 @pytest.mark.usefixtures("fast_compilation")

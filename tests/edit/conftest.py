@@ -4,11 +4,11 @@ import pytest
 
 from jaxmani.edit.manipulator import Manipulator
 from jaxmani.train import loop
-from tests.train.conftest import fast_compilation, toy_data_dir, train_config  # noqa: F401
+from tests.conftest import train_config
 
 
 @pytest.fixture(scope="session")
-def workdir(tmp_path_factory, toy_data_dir) -> str:  # noqa: F811
+def workdir(tmp_path_factory, toy_data_dir, fast_compilation) -> str:
     """A workdir of the tiny config trained for one step on toy_birds."""
     path = str(tmp_path_factory.mktemp("edit_run"))
     loop.train(train_config(toy_data_dir, **{"train.num_steps": 1}), path)

@@ -1,16 +1,13 @@
 """Two tiny trained workdirs, evaluated once, shared by the evaluation tests.
 
-The modules that use them import tests.train.conftest's autouse `fast_compilation` themselves,
-so that the FID / IS tests of this directory run with XLA's optimisations.
+The modules that use them ask for tests/conftest.py's `fast_compilation` themselves.
 """
 
 import pytest
 
 from jaxmani.evaluate import run
 from jaxmani.train import loop
-from tests.train.conftest import toy_data_dir, train_config
-
-__all__ = ["evaluated_workdirs", "toy_data_dir"]
+from tests.conftest import train_config
 
 EVAL_BATCH = 3  # 4 test images: one full batch and one with 2 padding rows.
 
@@ -24,7 +21,7 @@ def eval_config(data_dir: str, seed: int):
 
 
 @pytest.fixture(scope="session")
-def evaluated_workdirs(tmp_path_factory, toy_data_dir) -> list[str]:
+def evaluated_workdirs(tmp_path_factory, toy_data_dir, fast_compilation) -> list[str]:
     """Two workdirs of the same config (seeds 0 and 1), trained 2 steps and evaluated."""
     workdirs = []
     for seed in (0, 1):

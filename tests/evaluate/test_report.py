@@ -9,9 +9,8 @@ from PIL import Image
 from configs import toy_baseline, toy_combined, toy_gm, toy_hm, toy_mask, toy_nsl, toy_sad5
 from jaxmani.errors import UserError
 from jaxmani.evaluate import report
-from tests.train.conftest import fast_compilation
 
-__all__ = ["fast_compilation"]  # autouse: the tiny runs compile without XLA optimisations.
+pytestmark = pytest.mark.usefixtures("fast_compilation")  # The tiny runs: few XLA passes.
 
 
 @pytest.mark.parametrize(

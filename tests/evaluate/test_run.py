@@ -12,10 +12,10 @@ from jaxmani import params_io
 from jaxmani.data import toy_birds
 from jaxmani.errors import UserError
 from jaxmani.evaluate import run
+from tests.conftest import TOY_COUNTS
 from tests.evaluate.conftest import eval_config
-from tests.train.conftest import TOY_COUNTS, fast_compilation
 
-__all__ = ["fast_compilation"]  # autouse: the tiny runs compile without XLA optimisations.
+pytestmark = pytest.mark.usefixtures("fast_compilation")  # The tiny runs: few XLA passes.
 
 PAPER_AND_TOY = {
     "mask_score_hm",

@@ -12,7 +12,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def train_args(data_dir: str, workdir: str, *extra: str) -> list[str]:
-    """`jaxmani train` arguments equal to tests/train/conftest.py's train_config(data_dir)."""
+    """`jaxmani train` arguments equal to tests/conftest.py's train_config(data_dir)."""
     return [
         "train",
         "--config=configs/tiny.py",

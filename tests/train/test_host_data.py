@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxmani.data import pipeline, prepare
-from tests.train.conftest import train_config
+from tests.conftest import train_config
 
 SPLIT_SIZE = 13
 GLOBAL_BATCH = 4

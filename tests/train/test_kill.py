@@ -5,7 +5,7 @@ import signal
 import time
 
 from jaxmani.train import checkpoint, loop
-from tests.train.conftest import train_config
+from tests.conftest import train_config
 from tests.train.test_distributed import start_python, train_args
 
 TMP_SUFFIX = ".orbax-checkpoint-tmp"

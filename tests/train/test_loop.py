@@ -9,7 +9,7 @@ from PIL import Image
 
 from jaxmani.errors import UserError
 from jaxmani.train import checkpoint, loop
-from tests.train.conftest import train_config
+from tests.conftest import train_config
 
 
 def read_metrics(workdir):

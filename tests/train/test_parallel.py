@@ -10,7 +10,7 @@ import pytest
 
 from jaxmani.errors import UserError
 from jaxmani.train import loop
-from tests.train.conftest import train_config
+from tests.conftest import train_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from jaxmani import params_io
 from jaxmani.train import loop, pretrain
-from tests.train.conftest import train_config
+from tests.conftest import train_config
 
 
 def test_pretrain_learns_and_writes_loadable_encoders(tmp_path, toy_data_dir):
