@@ -28,7 +28,7 @@ from absl import logging
 from scipy import linalg
 
 from jaxmani.errors import UserError
-from jaxmani.evaluate import fid_inception
+from jaxmani.evaluate import inception_runs
 from jaxmani.models import registry
 
 PROTOCOLS = ("pytorch_fid", "seed_train")
@@ -47,7 +47,7 @@ def check_protocol(protocol: str) -> None:
 
 def load_weights(path: str, config: ml_collections.ConfigDict) -> dict[str, Any]:
     """The FID Inception's variables from a params file made by `jaxmani convert`."""
-    return fid_inception.load_inception(NETWORK, path, WEIGHTS_FIELD, WEIGHTS_SOURCE, config)
+    return inception_runs.load_inception(NETWORK, path, WEIGHTS_FIELD, WEIGHTS_SOURCE, config)
 
 
 def network_input(images: jax.Array, protocol: str) -> jax.Array:
@@ -56,8 +56,8 @@ def network_input(images: jax.Array, protocol: str) -> jax.Array:
     uint8 images are pixels; float images are in [0, 1] (pytorch_fid) or [-1, 1] (seed_train).
     """
     check_protocol(protocol)
-    x = fid_inception.to_float(images, signed=protocol == "seed_train")
-    return 2.0 * fid_inception.resize_299(x) - 1.0
+    x = inception_runs.to_float(images, signed=protocol == "seed_train")
+    return 2.0 * inception_runs.resize_299(x) - 1.0
 
 
 jit_network_input = jax.jit(network_input, static_argnames="protocol")
@@ -65,7 +65,7 @@ jit_network_input = jax.jit(network_input, static_argnames="protocol")
 
 def compute_features(
     variables: dict[str, Any],
-    batches: fid_inception.Batches,
+    batches: inception_runs.Batches,
     num_batches: int,
     protocol: str,
     config: ml_collections.ConfigDict,
@@ -76,9 +76,9 @@ def compute_features(
 
     def pool3(images: jax.Array) -> jax.Array:
         inputs = jit_network_input(images, protocol)
-        return fid_inception.run_network(module, variables, inputs, "pool")
+        return inception_runs.run_network(module, variables, inputs, "pool")
 
-    return fid_inception.collect_rows(pool3, batches, num_batches, f"FID features ({protocol})")
+    return inception_runs.collect_rows(pool3, batches, num_batches, f"FID features ({protocol})")
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

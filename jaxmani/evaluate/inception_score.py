@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from jaxmani.errors import UserError
-from jaxmani.evaluate import fid_inception
+from jaxmani.evaluate import inception_runs
 from jaxmani.models import registry
 
 SPLITS = 10
@@ -31,18 +31,18 @@ WEIGHTS_SOURCE = "inception_v3_google-0cc3c7bd.pth"
 
 def load_weights(path: str, config: ml_collections.ConfigDict) -> dict[str, Any]:
     """torchvision's ImageNet Inception-v3 from a params file made by `jaxmani convert`."""
-    return fid_inception.load_inception(NETWORK, path, WEIGHTS_FIELD, WEIGHTS_SOURCE, config)
+    return inception_runs.load_inception(NETWORK, path, WEIGHTS_FIELD, WEIGHTS_SOURCE, config)
 
 
 @jax.jit
 def network_input(images: jax.Array) -> jax.Array:
     """The (B,299,299,3) [-1, 1] input of the IS network: uint8 pixels or [-1, 1] floats."""
-    return fid_inception.resize_299(fid_inception.to_float(images, signed=True))
+    return inception_runs.resize_299(inception_runs.to_float(images, signed=True))
 
 
 def compute_probabilities(
     variables: dict[str, Any],
-    batches: fid_inception.Batches,
+    batches: inception_runs.Batches,
     num_batches: int,
     config: ml_collections.ConfigDict,
 ) -> np.ndarray:
@@ -50,10 +50,10 @@ def compute_probabilities(
     module = registry.create_network(NETWORK, config)
 
     def predict(images: jax.Array) -> jax.Array:
-        logits = fid_inception.run_network(module, variables, network_input(images), "logits")
+        logits = inception_runs.run_network(module, variables, network_input(images), "logits")
         return jax.nn.softmax(logits, axis=-1)
 
-    return fid_inception.collect_rows(predict, batches, num_batches, "IS predictions")
+    return inception_runs.collect_rows(predict, batches, num_batches, "IS predictions")
 
 
 def split_scores(probabilities: np.ndarray, splits: int = SPLITS) -> np.ndarray:

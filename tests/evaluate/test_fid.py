@@ -8,7 +8,7 @@ from scipy import linalg, stats
 from configs import default
 from jaxmani import params_io
 from jaxmani.errors import UserError
-from jaxmani.evaluate import fid, fid_inception
+from jaxmani.evaluate import fid, inception_runs
 from jaxmani.models import registry
 
 
@@ -132,7 +132,7 @@ def padded_batches(images, batch_size):
 @pytest.mark.parametrize("batch_size", [1, 7, 50])
 def test_padded_rows_never_enter_the_statistics(batch_size):
     images = np.random.default_rng(5).integers(0, 256, (23, 5, 6, 3), dtype=np.uint8)
-    rows = fid_inception.collect_rows(
+    rows = inception_runs.collect_rows(
         lambda x: x.reshape(len(x), -1)[:, :20].astype(np.float32) / 255,
         padded_batches(images, batch_size),
         -(-23 // batch_size),
@@ -147,7 +147,7 @@ def test_padded_rows_never_enter_the_statistics(batch_size):
 
 def test_empty_batches_are_a_user_error():
     with pytest.raises(UserError, match="empty"):
-        fid_inception.collect_rows(lambda x: x, iter(()), 0, "FID features")
+        inception_runs.collect_rows(lambda x: x, iter(()), 0, "FID features")
 
 
 def numpy_resize(image, size):
