@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxmani.errors import UserError
 from jaxmani.models import registry
+from jaxmani.progress import stage
 
 BIRD_VOCAB_SIZE = 5450  # The usual birds vocabulary, used where config.model.text.vocab_size is 0.
 CUB_CLASSES = 200
@@ -109,9 +110,11 @@ def bench_forward(config: ml_collections.ConfigDict) -> list[Row]:
 
     rows = []
     for name in ("generator", "discriminator"):
-        rows.append(jax_forward_backward(name, config))
+        with stage("bench", f"{name}: jax (compiling, then timing)"):
+            rows.append(jax_forward_backward(name, config))
         if importlib.util.find_spec("torch") is not None:
-            rows.append(torch_bench.torch_forward_backward(name, config))
+            with stage("bench", f"{name}: torch"):
+                rows.append(torch_bench.torch_forward_backward(name, config))
     return rows
 
 

@@ -1,26 +1,51 @@
-"""The embedded demo runs end to end on the tiny config, reports each step and writes its grid."""
+"""The demo runs prepare, pretrain, train and evaluate on one workdir, and a rerun reuses them."""
 
-import numpy as np
+import json
+import os
+
 import pytest
-from PIL import Image
 
-from configs import tiny
+from configs import tiny, toy_demo
 from jaxmani import demo
+from tests.conftest import TOY_COUNTS
+
+
+def demo_test_config():
+    """configs/tiny.py with two DAMSM and two GAN steps."""
+    config = tiny.get_config()
+    config.model.text.vocab_size = 0
+    config.pretrain.num_steps = 2
+    config.pretrain.batch_size = 2
+    config.train.num_steps = 2
+    config.train.checkpoint_every = 2
+    return config
+
+
+def test_the_demo_config_is_the_combined_method_with_short_budgets():
+    config = toy_demo.get_config()
+    assert config.loss.g.mask_weight == 25.0 and config.loss.d.sad_kernel == 9
+    assert config.train.num_steps < 1000 and config.pretrain.num_steps < 1000
+    assert config.optim.ema_decay == 0.99
 
 
 @pytest.mark.usefixtures("fast_compilation")
-def test_demo_clamps_the_batch_and_writes_original_target_and_output(tmp_path, capsys):
-    config = tiny.get_config()
-    config.train.batch_size = 10  # More than the demo's 8 test images: the demo uses 8.
-    path = demo.run_demo(config, str(tmp_path))
-    grid = np.asarray(Image.open(path))
-    size, rows = config.data.image_size, demo.DEMO_EXAMPLES["test"]
-    assert grid.shape == (rows * size, 3 * size, 3)
-    original, target, output = (grid[:size, i * size : (i + 1) * size] for i in range(3))
-    assert not np.array_equal(original, target)  # The ground-truth edit recolours the bird.
-    assert output.std() > 0  # The generator produced an image, not a constant.
+def test_demo_trains_evaluates_and_a_rerun_reuses_the_finished_stages(tmp_path, capsys):
+    workdir = str(tmp_path)
+    out = demo.run_demo(demo_test_config(), workdir, num_examples=TOY_COUNTS)
+    assert out == os.path.join(workdir, "train", "eval", "2")
+    for name in ("report.md", "metrics.json", "edit_grid.png"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)["metrics"]
+    assert 0.0 <= metrics["part_colour_accuracy"] <= 1.0
+    for name in demo.ENCODER_FILES:
+        assert os.path.isfile(os.path.join(workdir, "damsm", name))
     status = capsys.readouterr().err
-    for name in demo.NETWORKS:
-        assert f"demo: initialising the {name} (seeded random weights): done in " in status
-    assert "prepare: building toy_birds in " in status
-    assert "\x1b[" not in status and "\r" not in status
+    stages = [line for line in status.splitlines() if line.startswith("demo: ")]
+    assert [line.split()[1] for line in stages] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "pretraining the DAMSM encoders" in stages[1]
+
+    demo.run_demo(demo_test_config(), workdir, num_examples=TOY_COUNTS)
+    status = capsys.readouterr().err
+    assert "demo: 2/4 DAMSM encoders already in " in status
+    assert "pretrain step" not in status

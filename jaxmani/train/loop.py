@@ -28,6 +28,7 @@ from jaxmani.train.writer import MetricWriter
 # Batch keys the training step reads (data/pipeline.py documents them); the rest stay on the host.
 STEP_KEYS = ("image", "caption", "caption_length", "class_id", "mask")
 SAMPLE_ROWS = 4
+XLA_CACHE = "xla_cache"  # <workdir>/xla_cache: the run's persistent compilation cache.
 AXIS = "data"  # The batch axis: of the jit mesh, and the pmap axis name.
 # Generator options that mix the samples of a batch inside G, which pmap does not gather.
 BATCH_COUPLED_COMPAT = ("attention_mask_other_sample", "channel_attention_batch_padding")
@@ -254,8 +255,28 @@ def write_atomically(path: str, text: str) -> None:
     os.replace(f"{path}.tmp", path)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Trains (or resumes) the configured GAN in `workdir` up to config.train.num_steps."""
+def use_workdir_compilation_cache(workdir: str) -> str:
+    """Points JAX's persistent compilation cache at <workdir>/xla_cache unless a cache directory
+    is already set (jax_compilation_cache_dir, JAX_COMPILATION_CACHE_DIR); returns the one in use.
+
+    Call it before the first compilation: a resumed run then loads its compiled step from the
+    cache instead of compiling it again.
+    """
+    if not jax.config.values["jax_compilation_cache_dir"]:
+        path = os.path.join(os.path.abspath(workdir), XLA_CACHE)
+        jax.config.update("jax_compilation_cache_dir", path)
+    return jax.config.values["jax_compilation_cache_dir"]
+
+
+def train(
+    config: ml_collections.ConfigDict, workdir: str, compilation_cache: bool = False
+) -> TrainState:
+    """Trains (or resumes) the configured GAN in `workdir` up to config.train.num_steps.
+
+    With `compilation_cache`, the run's compilations use <workdir>/xla_cache
+    (use_workdir_compilation_cache) from the moment the workdir holds the run's files: a run
+    refused before that leaves no workdir behind.
+    """
     check_parallel(config)
     initialize_distributed(config.parallel)
     check_batch_split(config.train.batch_size)
@@ -264,6 +285,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     root = jax.random.PRNGKey(config.seed)
     frozen = load_frozen(config, jax.random.fold_in(root, 1))  # Before writing: a missing file.
     save_run_files(workdir, config, vocabulary)
+    if compilation_cache:
+        use_workdir_compilation_cache(workdir)
     mesh = create_mesh()
     models = create_step_models(config)
     state = create_train_state(config, jax.random.fold_in(root, 0))
