@@ -219,9 +219,7 @@ def command_prepare(run: Invocation) -> None:
 def command_demo(run: Invocation) -> None:
     """Runs the demo end to end and prints where its report went."""
     from jaxmani import demo
-    from jaxmani.train import loop
 
-    loop.use_workdir_compilation_cache(run.flags["workdir"])
     out = demo.run_demo(run.config, run.flags["workdir"])
     print(f"wrote {out}/report.md, {out}/metrics.json and {out}/edit_grid.png")
 
@@ -402,7 +400,7 @@ COMMANDS = (
     ),
     Command(
         name="demo",
-        summary="build toy_birds, pretrain DAMSM, train and evaluate: the 15-minute demo",
+        summary="build toy_birds, pretrain DAMSM, train and evaluate: the demo, end to end",
         description=(
             "Runs prepare, pretrain, train and evaluate on one workdir: toy_birds in "
             "<workdir>/data, the DAMSM encoders in <workdir>/damsm, the run in <workdir>/train "

@@ -2,7 +2,8 @@
 
 `run_demo(config, workdir)` runs the four commands a user would (prepare, pretrain, train,
 evaluate) on one workdir: the dataset in <workdir>/data, the DAMSM encoders in <workdir>/damsm,
-the run in <workdir>/train and its evaluation in <workdir>/train/eval/<step>. Each stage reuses
+the run in <workdir>/train (its compilation cache in <workdir>/train/xla_cache, as `jaxmani train`
+keeps one) and its evaluation in <workdir>/train/eval/<step>. Each stage reuses
 what an earlier, interrupted demo finished: a complete dataset, the encoder files, the latest
 checkpoint. configs/toy_demo.py sizes the stages for about 15-17 minutes on 2 CPU cores.
 """
@@ -54,6 +55,6 @@ def run_demo(
         pretrain.pretrain(config, damsm)
     train_dir = os.path.join(workdir, "train")
     status(LABEL, f"3/4 training {config.train.num_steps} steps in {train_dir}")
-    loop.train(config, train_dir)
+    loop.train(config, train_dir, compilation_cache=True)
     status(LABEL, "4/4 evaluating the trained generator on the test split")
     return run.evaluate_workdir(config, train_dir)
