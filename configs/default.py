@@ -89,6 +89,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.g.nsl_gamma = 0.1  # NSL tanh sensitivity gamma (paper: 0.1).
     config.loss.g.gm_mode = ""  # Gradient Manipulation: "" off, "region" (paper), "seed".
     config.loss.g.gm_k = 1.5  # GM gradient factor inside the sharp region (mode "region").
+    # Paired-edit L1 (toy_birds only, not a method of the paper): G also edits the image with the
+    # dataset's ground-truth edit caption and is pulled towards the ground-truth edit; 0 = off.
+    config.loss.g.paired_edit_weight = 0.0
     config.loss.d = ml_collections.ConfigDict()
     config.loss.d.sad_weight = 0.0  # SAD: weight of blurred reals labelled fake (seed: 1); 0 = off.
     config.loss.d.sad_filter = "box"  # SAD blur: "box" (per channel), "gaussian", "seed" (grey).
@@ -112,6 +115,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 1000  # Steps between checkpoints (the last step always saves).
     config.train.sample_every = 1000  # Steps between PNG sample grids (original | edit | mask).
     config.train.max_to_keep = 3  # Checkpoints kept in <workdir>/checkpoints.
+    # Computation dtype of G and D: "float32", or "bfloat16" for mixed precision (parameters,
+    # optimizer state, BatchNorm statistics, softmaxes, the frozen encoders and every loss stay
+    # float32). Helps on GPU and TPU; XLA:CPU runs bfloat16 convolutions slower than float32.
+    config.train.dtype = "float32"
 
     config.pretrain = ml_collections.ConfigDict()
     config.pretrain.batch_size = 44  # DAMSM batch size (cfg/DAMSM/bird.yml).

@@ -26,8 +26,13 @@ METHOD_SWITCHES = (
     "loss.g.mask_weight",
     "loss.g.nsl_weight",
     "loss.g.gm_mode",
+    "loss.g.paired_edit_weight",
     "loss.d.sad_weight",
     "model.d.sharp_channel",
+)
+BF16_NOTE = (
+    "bfloat16: JAX computes G and D in bfloat16, PyTorch runs under torch.autocast(bfloat16) "
+    "(the step: every network; an edit: G)"
 )
 
 
@@ -162,7 +167,7 @@ class TrainBench:
     peak_rss: dict[str, int]  # Framework -> peak RSS bytes of the process that ran it.
     batch_size: int
     image_size: int
-    note: str  # Why there is no PyTorch row ("" when there is one).
+    note: str  # Why there is no PyTorch row, else BF16_NOTE under bfloat16, else "".
 
 
 def peak_rss_bytes() -> int:
@@ -208,6 +213,11 @@ def torch_missing_reason(config: ml_collections.ConfigDict) -> str:
             f"{config.model.image.encoder} encoder): JAX only"
         )
     return ""
+
+
+def bench_note(config: ml_collections.ConfigDict, missing: str) -> str:
+    """Why PyTorch has no row (`missing`), else what bfloat16 means on each side, else ""."""
+    return missing or (BF16_NOTE if config.train.dtype == "bfloat16" else "")
 
 
 def config_value(config: ml_collections.ConfigDict, dotted: str) -> Any:
@@ -294,8 +304,8 @@ def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
     row, compile_seconds, flops = jax_train_step(config, batch)
     rows = [row]
     peak_rss = {"jax": peak_rss_bytes()}
-    note = torch_missing_reason(config)
-    if not note:
+    missing = torch_missing_reason(config)
+    if not missing:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
             torch_row, peak_rss["torch"] = pool.submit(
@@ -303,6 +313,7 @@ def bench_train(config: ml_collections.ConfigDict) -> TrainBench:
             ).result()
         rows.append(torch_row)
     size = config.data.image_size
+    note = bench_note(config, missing)
     return TrainBench(rows, compile_seconds, flops, peak_rss, config.train.batch_size, size, note)
 
 
@@ -391,10 +402,10 @@ def bench_edit(
     with config.unlocked():
         config.model.text.vocab_size = config.model.text.vocab_size or BIRD_VOCAB_SIZE
     rows = jax_edit(config, batches)
-    note = torch_missing_reason(config)
-    if not note:
+    missing = torch_missing_reason(config)
+    if not missing:
         rows += torch_bench.torch_edit(config, batches)
-    return EditBench(rows, batches, note)
+    return EditBench(rows, batches, bench_note(config, missing))
 
 
 def format_edit(result: EditBench) -> list[str]:

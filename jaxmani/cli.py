@@ -89,6 +89,8 @@ class Command:
     examples: tuple[str, ...] = ()
     positional: Positional | None = None
     default_config: str = "default"  # The packaged config read without --config.
+    # Config fields the command sets itself, so an override of one is refused: (fields, why).
+    fixed_fields: tuple[tuple[str, ...], str] = ((), "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +223,10 @@ def command_demo(run: Invocation) -> None:
     from jaxmani import demo
 
     out = demo.run_demo(run.config, run.flags["workdir"])
-    print(f"wrote {out}/report.md, {out}/metrics.json and {out}/edit_grid.png")
+    print(
+        f"wrote {out}/report.md, {out}/metrics.json, {out}/edit_grid.png and "
+        f"{out}/{demo.SWEEP_FILE}"
+    )
 
 
 def command_pretrain(run: Invocation) -> None:
@@ -298,6 +303,13 @@ def command_manipulate(run: Invocation) -> None:
 
 NETWORK_GROUPS = ("model", "data", "compat")  # What building the networks reads.
 TRAIN_GROUPS = (*NETWORK_GROUPS, "seed", "pretrained", "loss", "optim", "train", "parallel")
+# The fields demo.demo_config sets to paths inside the demo's workdir.
+DEMO_FIXED_FIELDS = (
+    "data.name",
+    "data.data_dir",
+    "pretrained.text_encoder",
+    "pretrained.image_encoder",
+)
 WORKDIR_HELP = "the run's directory: checkpoints, logs, samples"
 # Converted PyTorch files that stand in for a workdir (evaluate, manipulate).
 CONVERTED_FLAGS = ("generator", "text_encoder", "image_encoder", "vocabulary", "vgg")
@@ -406,13 +418,18 @@ COMMANDS = (
             "<workdir>/data, the DAMSM encoders in <workdir>/damsm, the run in <workdir>/train "
             "and its report, metrics and edit grid in <workdir>/train/eval/<step>. A rerun "
             "reuses what an interrupted one finished. The default config, toy_demo, takes about "
-            "17 minutes on 2 CPU cores."
+            "23 minutes on 2 CPU cores."
         ),
         handler=command_demo,
         flags=(
             Flag("workdir", "where the data, runs and report go", required=True, output_dir=True),
         ),
         config_groups=(*TRAIN_GROUPS, "pretrain", "evaluate"),
+        fixed_fields=(
+            DEMO_FIXED_FIELDS,
+            "the demo keeps toy_birds and its encoders in --workdir; run prepare, pretrain and "
+            "train for other data or encoder files",
+        ),
         examples=(
             "jaxmani demo --workdir=demo",
             "jaxmani demo --workdir=demo --config.train.num_steps=1000",
@@ -631,14 +648,19 @@ def resolve_config_path(value: str | None, default: str = "default") -> str:
 
 
 def check_override_groups(command: Command, overrides: tuple[str, ...]) -> None:
-    """Raises a UserError for an override of a config group `command` does not read."""
+    """Raises a UserError for an override of a config group `command` does not read, or of a
+    field it sets itself."""
+    fixed, why = command.fixed_fields
     for override in overrides:
-        group = override.removeprefix("--config.").split("=")[0].split(".")[0]
+        name = override.removeprefix("--config.").split("=")[0]
+        group = name.split(".")[0]
         if group not in command.config_groups:
             raise UserError(
-                f"{command.name} does not read config.{group} ({override.split('=')[0]}); it "
+                f"{command.name} does not read config.{group} (--config.{name}); it "
                 f"reads config.{', config.'.join(command.config_groups)}"
             )
+        if name in fixed:
+            raise UserError(f"{command.name} sets config.{name} itself: {why}")
 
 
 def unknown_field_message(overrides: Sequence[str], error: BaseException) -> str:

@@ -66,6 +66,7 @@ NON_NEGATIVE_FLOATS = (
     "loss.g.kl_weight",
     "loss.g.mask_weight",
     "loss.g.nsl_weight",
+    "loss.g.paired_edit_weight",
     "loss.d.sad_weight",
 )
 BETAS = ("optim.g.b1", "optim.g.b2", "optim.d.b1", "optim.d.b2")  # Adam betas: [0, 1).
@@ -125,6 +126,7 @@ def check_names(config: ml_collections.ConfigDict) -> None:
     check_choice(config, "loss.g.gm_mode", ("", *gradient.GM_MODES))
     check_choice(config, "loss.d.sad_filter", sad.SAD_FILTERS)
     check_choice(config, "evaluate.fid_protocol", fid.PROTOCOLS)
+    check_choice(config, "train.dtype", registry.COMPUTE_DTYPES)
 
 
 def check_sad_kernels(config: ml_collections.ConfigDict) -> None:

@@ -14,6 +14,7 @@ import ml_collections
 from flax import linen as nn
 
 from jaxmani.models import registry
+from jaxmani.models.layers import norm_dtype
 
 FROZEN_NETWORKS = ("text_encoder", "image_encoder", "vgg")
 
@@ -88,6 +89,19 @@ def encode(
     return jax.lax.stop_gradient(encoded)
 
 
+def recaption(
+    networks: Networks,
+    frozen: dict[str, Any],
+    encoded: Encoded,
+    captions: jax.Array,
+    lengths: jax.Array,
+) -> Encoded:
+    """`encoded` with the text features of `captions` (B, T) in place of its own (same images)."""
+    words, sentence = networks.text_encoder.apply(frozen["text_encoder"], captions, lengths)
+    text = {"words": words, "sentence": sentence, "mask": captions == 0}
+    return dataclasses.replace(encoded, **jax.lax.stop_gradient(text))
+
+
 def generate(
     networks: Networks,
     g_variables: dict[str, Any],
@@ -100,8 +114,9 @@ def generate(
 ) -> tuple[dict[str, jax.Array], dict[str, Any]]:
     """Runs G on encoded inputs; returns its outputs and the updated `batch_stats` (train mode).
 
-    Outputs: `image` (B, S, S, 3) tanh, `attention` (B, S/4, S/4, T), `mu`, `logvar`. In eval mode
-    the returned batch_stats are the given ones.
+    Outputs: `image` (B, S, S, 3) tanh, `attention` (B, S/4, S/4, T), `mu`, `logvar`, in float32
+    (float64 for a float64 G) whatever G's computation dtype. In eval mode the returned
+    batch_stats are the given ones.
     """
     rngs = {} if noise_rng is None else {"noise": noise_rng}
     outputs, updates = networks.generator.apply(
@@ -119,6 +134,7 @@ def generate(
         mutable=["batch_stats"] if train else [],
     )
     batch_stats = updates["batch_stats"] if train else g_variables["batch_stats"]
+    outputs = {key: value.astype(norm_dtype(value.dtype)) for key, value in outputs.items()}
     return outputs, batch_stats
 
 

@@ -75,3 +75,14 @@ def test_bench_train_refuses_the_papers_methods():
     config.loss.d.sad_weight = 1.0
     with pytest.raises(UserError, match=re.escape("switch off loss.d.sad_weight")):
         bench.train_config(config)
+
+
+def test_the_note_names_what_bfloat16_means_on_each_side():
+    config = tiny.get_config()
+    assert bench.bench_note(config, "") == ""
+    config.train.dtype = "bfloat16"
+    assert bench.bench_note(config, "") == bench.BF16_NOTE
+    assert "torch.autocast(bfloat16)" in bench.BF16_NOTE
+    assert bench.bench_note(config, "PyTorch is not installed: JAX only") == (
+        "PyTorch is not installed: JAX only"
+    )

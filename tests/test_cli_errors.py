@@ -63,11 +63,17 @@ MISTAKES = [
     ((*TRAIN, "--config.optim.d.b2=1"), "config.optim.d.b2=1.0: must be in [0, 1)", ("run",)),
     (("info", "--config.data.image_size=100"), "config.data.image_size=100: the networks", ()),
     ((*TRAIN, "--config.loss.g.mask_source=fcm"), "mask_source='fcm': choose one of", ("run",)),
+    ((*TRAIN, "--config.train.dtype=float16"), "dtype='float16': choose one of", ("run",)),
     ((*TRAIN, "--config.data.builder_config=128"), "unknown config '128' for dataset", ("run",)),
     # Directories that are files or cannot be created.
     (("train", "--config=tiny", "--workdir=afile"), "--workdir=afile is a file", ()),
     (("pretrain", "--workdir=afile/run"), "--workdir=afile/run is under the file", ()),
     (("demo", "--workdir=afile"), "--workdir=afile is a file; give a directory", ()),
+    (
+        ("demo", "--workdir=d", "--config.data.data_dir=elsewhere"),
+        "demo sets config.data.data_dir itself: the demo keeps toy_birds and its encoders in",
+        (),
+    ),
     (("prepare", "--config.data.data_dir=afile"), "config.data.data_dir=afile is a file", ()),
     (("prepare", "--config.data.data_dir=afile/d"), "config.data.data_dir=afile/d is under", ()),
     ((*TRAIN, "--config.data.data_dir=afile"), "config.data.data_dir=afile is a file", ("run",)),

@@ -4,15 +4,17 @@ import json
 import os
 
 import pytest
+from PIL import Image
 
 from configs import tiny, toy_demo
-from jaxmani import demo
+from jaxmani import cli, demo
 from tests.conftest import TOY_COUNTS
 
 
 def demo_test_config():
-    """configs/tiny.py with two DAMSM and two GAN steps."""
+    """configs/tiny.py with two DAMSM and two GAN steps, with the demo's paired-edit term."""
     config = tiny.get_config()
+    config.loss.g.paired_edit_weight = toy_demo.PAIRED_EDIT_WEIGHT
     config.model.text.vocab_size = 0
     config.pretrain.num_steps = 2
     config.pretrain.batch_size = 2
@@ -26,6 +28,20 @@ def test_the_demo_config_is_the_combined_method_with_short_budgets():
     assert config.loss.g.mask_weight == 25.0 and config.loss.d.sad_kernel == 9
     assert config.train.num_steps < 1000 and config.pretrain.num_steps < 1000
     assert config.optim.ema_decay == 0.99
+    assert config.loss.g.paired_edit_weight > 0 and config.optim.g.lr == 1e-3
+
+
+def test_the_cli_refuses_overrides_of_exactly_the_fields_the_demo_sets():
+    config = toy_demo.get_config()
+    config.data.name = "cub_birds"
+    placed = demo.demo_config(config, "w")
+    changed = {
+        f"{group}.{name}"
+        for group in ("data", "pretrained")
+        for name in config[group]
+        if config[group][name] != placed[group][name]
+    }
+    assert changed == set(cli.DEMO_FIXED_FIELDS)
 
 
 @pytest.mark.usefixtures("fast_compilation")
@@ -33,8 +49,10 @@ def test_demo_trains_evaluates_and_a_rerun_reuses_the_finished_stages(tmp_path, 
     workdir = str(tmp_path)
     out = demo.run_demo(demo_test_config(), workdir, num_examples=TOY_COUNTS)
     assert out == os.path.join(workdir, "train", "eval", "2")
-    for name in ("report.md", "metrics.json", "edit_grid.png"):
+    for name in ("report.md", "metrics.json", "edit_grid.png", demo.SWEEP_FILE):
         assert os.path.isfile(os.path.join(out, name)), name
+    with Image.open(os.path.join(out, demo.SWEEP_FILE)) as sweep:  # 7 tiles of 128 + the text
+        assert sweep.size == (128 * (1 + len(demo.SWEEP_COLOURS)) + 240, 16 + 128 * 4)
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)["metrics"]
     assert 0.0 <= metrics["part_colour_accuracy"] <= 1.0

@@ -45,6 +45,14 @@ def test_bce_clamp_and_values():
     assert L.bce(t64([0.2]), 0.0).item() == pytest.approx(-math.log(0.8), rel=1e-12)
 
 
+def test_bce_of_bfloat16_probabilities_under_autocast_is_float32():
+    probs = torch.tensor([0.5, 0.25], dtype=torch.bfloat16)  # both exact in bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = L.bce(probs, 0.0)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(-(math.log(0.5) + math.log(0.75)) / 2, rel=1e-6)
+
+
 def test_kl_closed_forms():
     zeros = torch.zeros(3, 4, dtype=F64)
     assert L.kl_loss(zeros, zeros).item() == 0.0

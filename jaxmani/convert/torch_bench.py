@@ -110,7 +110,8 @@ def torch_train_nets(config: ml_collections.ConfigDict, device: str) -> dict[str
 def torch_train_step(
     config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
 ) -> tuple[Row, int]:
-    """Times the restatement's train_iteration (EMA included) on the same batch.
+    """Times the restatement's train_iteration (EMA included) on the same batch, under
+    torch.autocast(bfloat16) when config.train.dtype is "bfloat16".
 
     Returns the row and this process's peak RSS in bytes: run it in a child process of its own.
     """
@@ -134,10 +135,12 @@ def torch_train_step(
     }
     inputs = {key: value.to(device) for key, value in inputs.items()}
     shape = (config.train.batch_size, config.model.g.z_dim)
+    mixed = config.train.dtype == "bfloat16"
 
     def step():
         noise = {"z": torch.randn(shape, device=device), "ca_eps": None}  # G draws its CA eps.
-        lt_step.train_iteration(nets, optimizers, inputs, noise, options, ema=ema)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=mixed):
+            lt_step.train_iteration(nets, optimizers, inputs, noise, options, ema=ema)
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -147,7 +150,8 @@ def torch_train_step(
 
 
 def torch_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> list[Row]:
-    """The same edit forward on the PyTorch restatement (eval mode, no_grad, NCHW)."""
+    """The same edit forward on the PyTorch restatement (eval mode, no_grad, NCHW), G under
+    torch.autocast(bfloat16) when config.train.dtype is "bfloat16"."""
     import torch
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -155,6 +159,7 @@ def torch_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> l
     nets = torch_train_nets(config, device)
     for net in nets.values():
         net.eval()
+    mixed = config.train.dtype == "bfloat16"
     rows = []
     for batch in batches:
         inputs = edit_inputs(config, batch, config.seed)
@@ -168,7 +173,8 @@ def torch_edit(config: ml_collections.ConfigDict, batches: tuple[int, ...]) -> l
                 region, code = nets["image_encoder"](x["images"])
                 vgg = nets["vgg"](x["images"])
                 mask = captions == 0
-                nets["netG"](x["z"], sentence, words, mask, code, region, vgg, ca_eps=x["ca_eps"])
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=mixed):
+                    nets["netG"](x["z"], sentence, words, mask, code, region, vgg, x["ca_eps"])
             if device == "cuda":
                 torch.cuda.synchronize()
 

@@ -15,8 +15,9 @@ that documents the batch keys:
 - `mask` (B, S, S, 1) float32 in [0, 1], 1 = background: only for datasets with a `mask` feature
   (toy_birds always, cub_birds in its FCN-mask config); it follows the image geometry exactly.
 - `edit_image` (B, S, S, 3) float32, `edit_caption` (B, T) int32, `edit_caption_length` (B,)
-  int32: only for toy_birds in evaluation pipelines (`train=False`): the ground-truth edit of the
-  image (same crop and flip) and the caption that asks for it; with them `part_masks`
+  int32: only for toy_birds, in evaluation pipelines (`train=False`) and in training pipelines
+  whose config has `loss.g.paired_edit_weight` > 0: the ground-truth edit of the image (same crop
+  and flip) and the caption that asks for it. Evaluation pipelines also hold `part_masks`
   (B, S, S, 7) float32 (each toy_birds part mask through the image geometry) and `attributes`,
   `edit_attributes` (B, 7) int32 (palette colour index per part before and after the edit).
 - `valid` (B,) bool: False on the padding rows of an evaluation pipeline's last global batch
@@ -213,14 +214,15 @@ def preprocess_example(
     config: ml_collections.ConfigDict,
     vocabulary: Vocabulary | None = None,
     with_edit: bool = False,
+    with_ground_truth: bool = False,
 ) -> dict[str, np.ndarray]:
     """Example `index` of a split to one batch row: the keys in the module docstring, except that
     the images are still uint8 pixels (`normalize_batch` converts whole batches, which is faster).
 
     `example` holds `image` as encoded bytes or a uint8 array and, if the dataset has one, the
     uint8 `mask`; the captions come from the split's `captions` table. With `with_edit`, it also
-    holds `edit_image` and the `edit_caption` text, encoded with `vocabulary`, and the ground
-    truth of GROUND_TRUTH_FEATURES that the dataset has. Draw order: flip,
+    holds `edit_image` and the `edit_caption` text, encoded with `vocabulary`; with
+    `with_ground_truth` too, the ground truth of GROUND_TRUTH_FEATURES. Draw order: flip,
     x, y, caption slot, caption positions, wrong index, wrong caption positions, edit positions.
     """
     size, words_num = config.data.image_size, config.data.words_num
@@ -242,12 +244,11 @@ def preprocess_example(
         row["edit_image"] = transform_image(decode_rgb(example["edit_image"]), crop, size)
         ids = encode_text(example["edit_caption"], vocabulary)
         row["edit_caption"], row["edit_caption_length"] = fit_caption(ids, words_num, rng)
-        if "part_masks" in example:
-            parts = np.moveaxis(np.asarray(example["part_masks"]), -1, 0)
-            row["part_masks"] = np.concatenate([transform_mask(p, crop, size) for p in parts], -1)
+    if with_ground_truth:
+        parts = np.moveaxis(np.asarray(example["part_masks"]), -1, 0)
+        row["part_masks"] = np.concatenate([transform_mask(p, crop, size) for p in parts], -1)
         for key in ("attributes", "edit_attributes"):
-            if key in example:
-                row[key] = np.asarray(example[key], np.int32)
+            row[key] = np.asarray(example[key], np.int32)
     return row
 
 
@@ -260,6 +261,7 @@ class _Preprocess:
     config: ml_collections.ConfigDict
     vocabulary: Vocabulary | None
     with_edit: bool
+    with_ground_truth: bool
 
     def __call__(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return preprocess_example(
@@ -270,6 +272,7 @@ class _Preprocess:
             config=self.config,
             vocabulary=self.vocabulary,
             with_edit=self.with_edit,
+            with_ground_truth=self.with_ground_truth,
         )
 
 
@@ -388,14 +391,23 @@ def create_host_dataset(
     builder = load_builder(config, data_dir)
     vocabulary = read_vocabulary(builder)
     captions = open_split(builder, split, CAPTION_FEATURES)
-    with_edit = not train and all(key in builder.info.features for key in EDIT_FEATURES)
-    decoded = ("mask", "edit_caption", *(GROUND_TRUTH_FEATURES if with_edit else ()))
+    has_edits = all(key in builder.info.features for key in EDIT_FEATURES)
+    paired = train and config.loss.g.paired_edit_weight > 0
+    if paired and not has_edits:
+        raise UserError(
+            f"config.loss.g.paired_edit_weight={config.loss.g.paired_edit_weight}: dataset "
+            f"{config.data.name!r} has no ground-truth edits (toy_birds has them); set it to 0"
+        )
+    with_edit = has_edits and (paired or not train)
+    with_ground_truth = with_edit and not train
+    decoded = ("mask", "edit_caption", *(GROUND_TRUTH_FEATURES if with_ground_truth else ()))
     preprocess = _Preprocess(
         source=open_split(builder, split, decoded),
         captions=build_caption_table((captions[i] for i in range(len(captions))), vocabulary),
         config=config,
         vocabulary=vocabulary,
         with_edit=with_edit,
+        with_ground_truth=with_ground_truth,
     )
     ds = grain.MapDataset.range(len(captions)).seed(config.seed).random_map(preprocess)
     if train:

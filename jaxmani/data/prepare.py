@@ -7,6 +7,7 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import tensorflow_datasets as tfds
@@ -42,7 +43,15 @@ def make_builder(
     builder's constructor.
     """
     check_builder_config(name, builder_config)
-    return builder_class(name)(data_dir=data_dir, config=builder_config, **kwargs)
+    # Before a dataset is built, TFDS looks for its metadata on GCS through a tempfile.mkdtemp()
+    # that it never removes (empty offline); give it a scratch temp dir of ours.
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="jaxmani-tfds-") as scratch:
+        tempfile.tempdir = scratch
+        try:
+            return builder_class(name)(data_dir=data_dir, config=builder_config, **kwargs)
+        finally:
+            tempfile.tempdir = saved
 
 
 def check_builder_config(name: str, builder_config: str | None) -> None:

@@ -19,6 +19,7 @@ from jaxmani.train import checkpoint
 BASELINE = "baseline"
 PRETRAINED_MASK = "mask_pretrained"  # The FCN mask on CUB, the ground-truth mask on toy_birds.
 HM_MASK = "mask_hm"
+PAIRED_EDIT = "paired_edit"  # toy_birds' supervised edit term: not a method of the paper.
 COMBINED = f"{PRETRAINED_MASK}+sad9"
 
 # The paper's published numbers (section III), keyed by (table row, metric).
@@ -90,6 +91,8 @@ def method_of(config: Mapping[str, Any]) -> str:
         parts.append("gm")
     if d["sad_weight"]:
         parts.append(f"sad{d['sad_kernel']}")
+    if g.get("paired_edit_weight"):
+        parts.append(PAIRED_EDIT)
     return "+".join(parts) or BASELINE
 
 

@@ -29,7 +29,6 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from configs import default
 from jaxmani import generate, params_io
 from jaxmani.data import pipeline, toy_birds
 from jaxmani.data.text import Vocabulary, load_vocabulary_file
@@ -80,15 +79,6 @@ class Model:
     source: str  # What was evaluated, for the report.
 
 
-def with_evaluate_group(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A resolved copy of `config` with the default `evaluate` group where it has none."""
-    config = config.copy_and_resolve_references()
-    if "evaluate" not in config:
-        with config.unlocked():
-            config.evaluate = default.get_config().evaluate
-    return config
-
-
 def check_vocabulary(config: ml_collections.ConfigDict, vocabulary: Vocabulary, label: str) -> None:
     """Refuses a vocabulary other than the dataset's: the word ids would mean other words."""
     if tuple(loop.dataset_vocabulary(config)) != vocabulary.words:
@@ -108,7 +98,7 @@ def load_workdir(config: ml_collections.ConfigDict | None, workdir: str) -> Mode
     else:
         config = loop.resolve_vocabulary(config, vocabulary.words)
         checkpoint.check_same_run(f"workdir {workdir}", json.loads(saved.to_json()), config)
-    config = with_evaluate_group(config)
+    config = config.copy_and_resolve_references()
     check_vocabulary(config, vocabulary, f"workdir {workdir}")
     step, generator = checkpoint.restore_generator(workdir)
     frozen = loop.load_frozen(config, jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
@@ -134,7 +124,7 @@ def load_params(
     """The Model of params files (e.g. converted from netG_epoch_N.pth, which holds the EMA
     weights) and a JSON word list; `vgg` "" keeps config.pretrained.vgg."""
     words = load_vocabulary_file(vocabulary)
-    config = with_evaluate_group(loop.resolve_vocabulary(config, words.words))
+    config = loop.resolve_vocabulary(config, words.words)
     with config.unlocked():
         config.pretrained.text_encoder = text_encoder
         config.pretrained.image_encoder = image_encoder

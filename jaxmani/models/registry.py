@@ -22,6 +22,8 @@ VGG_CHANNELS = 128  # Channels of VGG16 relu2_2.
 INCEPTION_SIZE = 299  # Input side of every Inception-v3.
 IMAGE_ENCODERS = ("inception", "small")  # Choices of config.model.image.encoder.
 
+# Values of config.train.dtype: the computation dtype of G and D.
+COMPUTE_DTYPES = ("float32", "bfloat16")
 # Networks counted by `jaxmani info`, in its order.
 GAN_NETWORKS = ("generator", "discriminator", "text_encoder", "image_encoder", "vgg")
 # Every network `jaxmani convert` can produce.
@@ -35,7 +37,8 @@ def create_network(
 
     Args:
       name: one of NETWORKS.
-      config: the run configuration (config.model, config.compat, config.data.image_size).
+      config: the run configuration (config.model, config.compat, config.data.image_size and
+        config.train.dtype, the computation dtype of G and D; their parameters stay float32).
       bn_axis_name: pmap/shard_map axis over which the BatchNorms of the generator and the
         discriminator take global-batch statistics in train mode; None = per call.
     """
@@ -56,6 +59,7 @@ def create_network(
             nearest_scale_index=compat.nearest_scale_index,
             ca_noise_at_eval=compat.ca_noise_at_eval,
             bn_axis_name=bn_axis_name,
+            dtype=jnp.dtype(config.train.dtype),
         )
     if name == "discriminator":
         return Discriminator(
@@ -64,6 +68,7 @@ def create_network(
             in_channels=4 if model.d.sharp_channel else 3,
             image_size=size,
             bn_axis_name=bn_axis_name,
+            dtype=jnp.dtype(config.train.dtype),
         )
     if name == "text_encoder":
         return TextEncoder(

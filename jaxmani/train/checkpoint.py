@@ -178,9 +178,25 @@ def read_json(path: str, what: str) -> Any:
         raise UserError(f"{path}: unreadable {what} ({e})") from e
 
 
+def with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`saved` plus every field of `defaults` it lacks (fields added after it was written)."""
+    merged = dict(defaults)
+    for key, value in saved.items():
+        inner = defaults.get(key)
+        both = isinstance(value, dict) and isinstance(inner, dict)
+        merged[key] = with_defaults(value, inner) if both else value
+    return merged
+
+
 def read_run_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config a workdir was trained with (its config.json)."""
+    """The config a workdir was trained with (its config.json), with the default value of every
+    field a later jaxmani added (an older workdir still evaluates and edits)."""
+    from configs import default
+
     if not os.path.isdir(workdir):
         raise UserError(f"{workdir}: no such workdir")
     path = os.path.join(workdir, "config.json")
-    return ml_collections.ConfigDict(read_json(path, "config.json (not a jaxmani workdir)"))
+    saved = read_json(path, "config.json (not a jaxmani workdir)")
+    return ml_collections.ConfigDict(
+        with_defaults(saved, json.loads(default.get_config().to_json()))
+    )

@@ -26,7 +26,16 @@ from jaxmani.train.step import StepModels, train_step
 from jaxmani.train.writer import MetricWriter
 
 # Batch keys the training step reads (data/pipeline.py documents them); the rest stay on the host.
-STEP_KEYS = ("image", "caption", "caption_length", "class_id", "mask")
+STEP_KEYS = (
+    "image",
+    "caption",
+    "caption_length",
+    "class_id",
+    "mask",
+    "edit_image",
+    "edit_caption",
+    "edit_caption_length",
+)
 SAMPLE_ROWS = 4
 XLA_CACHE = "xla_cache"  # <workdir>/xla_cache: the run's persistent compilation cache.
 AXIS = "data"  # The batch axis: of the jit mesh, and the pmap axis name.

@@ -4,6 +4,10 @@ BASELINE_SPEC §4.4: G runs once per step and its output serves both players. ja
 forward pass with `jax.vjp`, updates D on the detached fake, then differentiates the G loss (with
 the updated D) with respect to G's outputs and pulls the cotangents back through the same pass.
 Every loss term is a pure function from `jaxmani.losses`, switched and weighted by `config.loss`.
+The one exception to a single G pass is toy_birds' paired-edit term (`loss.g.paired_edit_weight`,
+not a method of the paper): inside the same differentiated function G also edits the batch with
+its ground-truth edit captions, with the same noise, and only the first pass's BatchNorm statistics
+are kept.
 
 The same function runs under `jax.jit` on the global batch or under `jax.pmap` (StepModels with
 `axis_name`, networks built with that `bn_axis_name`) on one device's rows of it: BatchNorm then
@@ -24,6 +28,7 @@ from flax import linen as nn
 from jaxmani import generate
 from jaxmani.losses import damsm, gradient, kl, mask, perceptual, sad, sharpness
 from jaxmani.losses.adversarial import binary_cross_entropy
+from jaxmani.models.layers import norm_dtype
 from jaxmani.train.state import TrainState, create_optimizer, update_ema
 
 Variables = dict[str, Any]
@@ -117,6 +122,7 @@ def d_uncond(models: StepModels, variables: Variables, features: jax.Array) -> j
 def bce(models: StepModels, logits: jax.Array, label: float) -> jax.Array:
     """BCE of logits against a constant label, clamped like PyTorch under compat."""
     clamp = models.config.compat.bce_log_clamp
+    logits = logits.astype(norm_dtype(logits.dtype))  # bfloat16 D: the loss in float32.
     return binary_cross_entropy(logits, jnp.full_like(logits, label), clamp)
 
 
@@ -163,11 +169,12 @@ def generator_loss(
     frozen: dict[str, Any],
     batch: dict[str, jax.Array],
     encoded: generate.Encoded,
-    outputs: tuple[jax.Array, jax.Array, jax.Array],
+    outputs: tuple[jax.Array, ...],
 ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Variables]]:
-    """errG of §4.2 plus the paper's terms, as a function of G's outputs (fake, mu, logvar)."""
+    """errG of §4.2 plus the paper's terms, as a function of G's outputs (fake, mu, logvar),
+    which end with G's edit under the ground-truth edit caption when the paired-edit term is on."""
     config, weights = models.config, models.config.loss.g
-    fake, mu, logvar = outputs
+    fake, mu, logvar, *paired = outputs
     real = batch["image"]
     if weights.gm_mode:
         fake = gradient.scale_gradient(
@@ -203,6 +210,8 @@ def generator_loss(
     if weights.nsl_weight:
         label = sharpness.sharp_region(real)
         terms["g_nsl"] = sharpness.naive_sharpness_loss(fake, label, weights.nsl_gamma)
+    if weights.paired_edit_weight:
+        terms["g_paired_edit"] = jnp.mean(jnp.abs(paired[0] - batch["edit_image"]))
     total = sum(weights[f"{name[2:]}_weight"] * value for name, value in terms.items())
     return total, (terms, d_variables)
 
@@ -248,17 +257,30 @@ def train_step(
         noise = draw_noise(models, noise_rng, global_size(models, real.shape[0]))
     noise = {key: local_rows(models, value) for key, value in noise.items()}
 
+    paired = None
+    if config.loss.g.paired_edit_weight:
+        paired = generate.recaption(
+            models.networks, frozen, encoded, batch["edit_caption"], batch["edit_caption_length"]
+        )
+
     def g_forward(g_params):
         g_variables = {"params": g_params, "batch_stats": state.g_batch_stats}
-        outputs, stats = generate.generate(
-            models.networks,
-            g_variables,
-            encoded,
-            noise["z"],
-            train=True,
-            ca_eps=noise["ca_eps"],
-        )
-        return (outputs["image"], outputs["mu"], outputs["logvar"]), stats
+
+        def run(inputs):
+            return generate.generate(
+                models.networks,
+                g_variables,
+                inputs,
+                noise["z"],
+                train=True,
+                ca_eps=noise["ca_eps"],
+            )
+
+        outputs, stats = run(encoded)
+        fakes = (outputs["image"], outputs["mu"], outputs["logvar"])
+        if paired is not None:
+            fakes = (*fakes, run(paired)[0]["image"])
+        return fakes, stats
 
     outputs, g_vjp, g_batch_stats = jax.vjp(g_forward, state.g_params, has_aux=True)
 

@@ -147,6 +147,28 @@ def test_toy_batch_keys_shapes_dtypes_and_ranges(toy_dir):
     assert np.all(batch["caption_length"] == 6)  # toy captions are longer than 6 words
 
 
+def test_paired_edit_training_batches_carry_the_edit_but_no_ground_truth(toy_dir):
+    config = make_config(words=30)
+    config.loss.g.paired_edit_weight = 1.0
+    batch = host_batches(config, toy_dir, 1)[0]
+    assert set(batch) == BATCH_KEYS | {"mask"} | EDIT_KEYS
+    examples = read_source("toy_birds", toy_dir, "train", "64")
+    vocabulary = pipeline.read_vocabulary(prepare.make_builder("toy_birds", toy_dir, "64"))
+    rows = {tuple(vocabulary.encode(tokenize(e["edit_caption"].decode()))): e for e in examples}
+    for row in range(4):
+        edit = tuple(batch["edit_caption"][row, : batch["edit_caption_length"][row]].tolist())
+        assert edit in rows  # every toy caption fits in 30 words
+    changed = np.any(batch["image"] != batch["edit_image"], axis=-1)
+    assert changed.any() and np.all(batch["mask"][..., 0][changed] < 1.0 - 1e-3)
+
+
+def test_paired_edit_training_needs_a_dataset_with_edits(cub_dir):
+    config = make_config("cub_birds", size=32, words=6)
+    config.loss.g.paired_edit_weight = 1.0
+    with pytest.raises(UserError, match=r"paired_edit_weight=1\.0: dataset 'cub_birds' has no"):
+        host_batches(config, cub_dir, 1)
+
+
 def test_cub_batch_has_no_mask_and_right_captions(cub_dir):
     config = make_config("cub_birds", size=32, words=6)
     examples = read_source("cub_birds", cub_dir, "test")

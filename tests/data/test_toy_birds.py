@@ -1,6 +1,7 @@
 """Tests of the toy_birds renderer, its TFDS builder and the prepare entry point."""
 
 import pathlib
+import tempfile
 
 import numpy as np
 import pytest
@@ -240,3 +241,13 @@ def test_larger_config_renders_the_same_bird():
     assert large["captions"] == small["captions"]
     pooled = large["mask"].reshape(64, 4, 64, 4).mean((1, 3))
     assert np.abs(pooled - small["mask"]).mean() < 0.05
+
+
+def test_a_builder_of_an_unbuilt_dataset_leaves_no_temp_dir(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    builder = prepare.make_builder("toy_birds", str(tmp_path / "data"), "64")
+    assert not builder.is_prepared()
+    assert list(temp.iterdir()) == []  # TFDS's GCS-metadata mkdtemp went into our scratch dir
+    assert tempfile.tempdir == str(temp)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import default
 from jaxmani.errors import UserError
 from jaxmani.train import checkpoint, loop
 from tests.conftest import train_config
@@ -99,3 +100,13 @@ def test_non_finite_loss_stops_and_names_the_term(tmp_path, toy_data_dir):
 def test_missing_dataset_names_the_prepare_command(tmp_path):
     with pytest.raises(UserError, match="jaxmani prepare"):
         loop.train(train_config(str(tmp_path / "nothing")), str(tmp_path / "run"))
+
+
+def test_an_older_workdir_config_reads_with_the_defaults_of_newer_fields(tmp_path):
+    saved = json.loads(default.get_config().to_json())
+    del saved["evaluate"], saved["train"]["dtype"]
+    saved["train"]["batch_size"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = checkpoint.read_run_config(str(tmp_path))
+    assert config.train.dtype == "float32" and config.train.batch_size == 3
+    assert config.evaluate == default.get_config().evaluate

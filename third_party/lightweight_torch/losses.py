@@ -33,7 +33,9 @@ def bce(probs: torch.Tensor, labels: torch.Tensor | float) -> torch.Tensor:
     """torch.nn.BCELoss (mean): -mean[y max(log p, -100) + (1 - y) max(log(1 - p), -100)]."""
     if not isinstance(labels, torch.Tensor):
         labels = torch.full_like(probs, float(labels))
-    return F.binary_cross_entropy(probs, labels.to(probs.dtype))
+    wide = torch.promote_types(probs.dtype, torch.float32)
+    with torch.autocast(probs.device.type, enabled=False):  # CUDA autocast refuses BCE on probs.
+        return F.binary_cross_entropy(probs.to(wide), labels.to(wide))
 
 
 def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
