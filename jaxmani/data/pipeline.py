@@ -16,10 +16,11 @@ that documents the batch keys:
   (toy_birds always, cub_birds in its FCN-mask config); it follows the image geometry exactly.
 - `edit_image` (B, S, S, 3) float32, `edit_caption` (B, T) int32, `edit_caption_length` (B,)
   int32: only for toy_birds, in evaluation pipelines (`train=False`) and in training pipelines
-  whose config has `loss.g.paired_edit_weight` > 0: the ground-truth edit of the image (same crop
-  and flip) and the caption that asks for it. Evaluation pipelines also hold `part_masks`
-  (B, S, S, 7) float32 (each toy_birds part mask through the image geometry) and `attributes`,
-  `edit_attributes` (B, 7) int32 (palette colour index per part before and after the edit).
+  made with `edits=True` (GAN training with `loss.g.paired_edit_weight` > 0): the ground-truth
+  edit of the image (same crop and flip) and the caption that asks for it. Evaluation pipelines
+  also hold `part_masks` (B, S, S, 7) float32 (each toy_birds part mask through the image
+  geometry) and `attributes`, `edit_attributes` (B, 7) int32 (palette colour index per part
+  before and after the edit).
 - `valid` (B,) bool: False on the padding rows of an evaluation pipeline's last global batch
   (copies of the split's last example), True everywhere else (always, in training).
 
@@ -372,6 +373,7 @@ def create_host_dataset(
     data_dir: str | None = None,
     train: bool = True,
     batch_size: int | None = None,
+    edits: bool = False,
 ) -> grain.IterDataset:
     """`create_dataset` for an explicit host (process_index of process_count).
 
@@ -379,7 +381,8 @@ def create_host_dataset(
     keyed by their index in the source before shuffling, so a host's block of the global
     (shuffled, repeated) stream has exactly the augmentation a single host would give it. The
     iterator state restores exactly under the same config.data.workers (its format depends on it).
-    `batch_size` is the global batch (default config.train.batch_size).
+    `batch_size` is the global batch (default config.train.batch_size). `edits` adds the
+    ground-truth edit to training batches (paired-edit training; evaluation batches always have it).
     """
     batch_size = batch_size or config.train.batch_size
     if batch_size % process_count:
@@ -392,13 +395,12 @@ def create_host_dataset(
     vocabulary = read_vocabulary(builder)
     captions = open_split(builder, split, CAPTION_FEATURES)
     has_edits = all(key in builder.info.features for key in EDIT_FEATURES)
-    paired = train and config.loss.g.paired_edit_weight > 0
-    if paired and not has_edits:
+    if train and edits and not has_edits:
         raise UserError(
             f"config.loss.g.paired_edit_weight={config.loss.g.paired_edit_weight}: dataset "
             f"{config.data.name!r} has no ground-truth edits (toy_birds has them); set it to 0"
         )
-    with_edit = has_edits and (paired or not train)
+    with_edit = has_edits and (edits or not train)
     with_ground_truth = with_edit and not train
     decoded = ("mask", "edit_caption", *(GROUND_TRUTH_FEATURES if with_ground_truth else ()))
     preprocess = _Preprocess(
@@ -432,10 +434,11 @@ def create_dataset(
     data_dir: str | None = None,
     train: bool = True,
     batch_size: int | None = None,
+    edits: bool = False,
 ) -> grain.IterDataset:
     """This host's batches of `split`: shuffled and repeated forever when `train`, else one pass
     in order with the last global batch padded (`valid`); per-host batch `batch_size` (default
-    config.train.batch_size) // jax.process_count()."""
+    config.train.batch_size) // jax.process_count(); `edits` as in create_host_dataset."""
     return create_host_dataset(
         config,
         split,
@@ -444,6 +447,7 @@ def create_dataset(
         data_dir=data_dir,
         train=train,
         batch_size=batch_size,
+        edits=edits,
     )
 
 

@@ -299,7 +299,8 @@ def train(
     mesh = create_mesh()
     models = create_step_models(config)
     state = create_train_state(config, jax.random.fold_in(root, 0))
-    iterator = iter(pipeline.create_dataset(config, "train"))
+    edits = config.loss.g.paired_edit_weight > 0
+    iterator = iter(pipeline.create_dataset(config, "train", edits=edits))
     manager = checkpoint.create_manager(workdir, config.train.max_to_keep)
     meta = checkpoint.run_meta(config, vocabulary)
     restored = checkpoint.restore_latest(manager, state, iterator, config)

@@ -149,8 +149,7 @@ def test_toy_batch_keys_shapes_dtypes_and_ranges(toy_dir):
 
 def test_paired_edit_training_batches_carry_the_edit_but_no_ground_truth(toy_dir):
     config = make_config(words=30)
-    config.loss.g.paired_edit_weight = 1.0
-    batch = host_batches(config, toy_dir, 1)[0]
+    batch = host_batches(config, toy_dir, 1, edits=True)[0]
     assert set(batch) == BATCH_KEYS | {"mask"} | EDIT_KEYS
     examples = read_source("toy_birds", toy_dir, "train", "64")
     vocabulary = pipeline.read_vocabulary(prepare.make_builder("toy_birds", toy_dir, "64"))
@@ -166,7 +165,7 @@ def test_paired_edit_training_needs_a_dataset_with_edits(cub_dir):
     config = make_config("cub_birds", size=32, words=6)
     config.loss.g.paired_edit_weight = 1.0
     with pytest.raises(UserError, match=r"paired_edit_weight=1\.0: dataset 'cub_birds' has no"):
-        host_batches(config, cub_dir, 1)
+        host_batches(config, cub_dir, 1, edits=True)
 
 
 def test_cub_batch_has_no_mask_and_right_captions(cub_dir):
