@@ -416,7 +416,8 @@ COMMANDS = (
         description=(
             "Runs prepare, pretrain, train and evaluate on one workdir: toy_birds in "
             "<workdir>/data, the DAMSM encoders in <workdir>/damsm, the run in <workdir>/train "
-            "and its report, metrics and edit grid in <workdir>/train/eval/<step>. A rerun "
+            "and its report, metrics, edit grid and caption sweep (test images edited with one "
+            "sentence in six colours) in <workdir>/train/eval/<step>. A rerun "
             "reuses what an interrupted one finished. The default config, toy_demo, takes about "
             "23 minutes on 2 CPU cores."
         ),

@@ -65,7 +65,7 @@ def run_demo(
     train_dir = os.path.join(workdir, "train")
     status(LABEL, f"3/4 training {config.train.num_steps} steps in {train_dir}")
     loop.train(config, train_dir, compilation_cache=True)
-    status(LABEL, "4/4 evaluating the trained generator on the test split")
+    status(LABEL, "4/4 evaluating the trained generator on the test split, then the caption sweep")
     out = run.evaluate_workdir(config, train_dir)
     sweep = caption_sweep(Manipulator.from_workdir(train_dir), config.data.image_size)
     sweep.save(os.path.join(out, SWEEP_FILE))
