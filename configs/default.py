@@ -40,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.text = ml_collections.ConfigDict()
     config.model.text.vocab_size = 5450  # Vocabulary size, '<end>' included (n_words).
     config.model.text.word_dim = 300  # Word-embedding width at the LSTM input (ninput).
+    config.model.text.dropout = 0.5  # Dropout on the word embeddings in DAMSM pretraining.
     config.model.image = ml_collections.ConfigDict()
     # DAMSM image encoder: "inception" (Inception-v3 trunk at 299, the baseline's) or "small" (a
     # few conv blocks with a region grid of image_size/8, for toy data).

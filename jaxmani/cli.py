@@ -221,11 +221,12 @@ def command_prepare(run: Invocation) -> None:
 def command_demo(run: Invocation) -> None:
     """Runs the demo end to end and prints where its report went."""
     from jaxmani import demo
+    from jaxmani.evaluate import sweep
 
     out = demo.run_demo(run.config, run.flags["workdir"])
     print(
         f"wrote {out}/report.md, {out}/metrics.json, {out}/edit_grid.png and "
-        f"{out}/{demo.SWEEP_FILE}"
+        f"{out}/{sweep.SWEEP_FILE}"
     )
 
 
@@ -419,7 +420,7 @@ COMMANDS = (
             "and its report, metrics, edit grid and caption sweep (test images edited with one "
             "sentence in six colours) in <workdir>/train/eval/<step>. A rerun "
             "reuses what an interrupted one finished. The default config, toy_demo, takes about "
-            "23 minutes on 2 CPU cores."
+            "20 minutes on 2 CPU cores."
         ),
         handler=command_demo,
         flags=(
@@ -445,7 +446,8 @@ COMMANDS = (
             "every metric its inputs allow (mask score, sharpness, R-precision, MP; on toy_birds "
             "edit PSNR/SSIM, part-colour accuracy and background change; FID and IS when "
             "config.pretrained.fid_inception / inception are set) and writes metrics.json, "
-            "report.md and PNG figures into --out (default <workdir>/eval/<step>). Without "
+            "report.md and PNG figures (on toy_birds with the caption sweep: test images edited "
+            "with one sentence in six colours) into --out (default <workdir>/eval/<step>). Without "
             "--config it uses the workdir's own config."
         ),
         handler=command_evaluate,

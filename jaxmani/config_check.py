@@ -153,6 +153,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_range(config, BETAS, lambda v: 0 <= v < 1, "in [0, 1)")
     check_range(config, FRACTIONS, lambda v: 0 <= v <= 1, "in [0, 1]")
     check_range(config, ("pretrain.lr_decay",), lambda v: 0 < v <= 1, "in (0, 1]")
+    check_range(config, ("model.text.dropout",), lambda v: 0 <= v < 1, "in [0, 1)")
     check_range(config, ("loss.g.mask_threshold",), lambda v: 0 <= v <= 255, "in [0, 255]")
     check_sad_kernels(config)
     check_names(config)

@@ -5,29 +5,21 @@ evaluate) on one workdir: the dataset in <workdir>/data, the DAMSM encoders in <
 the run in <workdir>/train (its compilation cache in <workdir>/train/xla_cache, as `jaxmani train`
 keeps one) and its evaluation in <workdir>/train/eval/<step>. Each stage reuses
 what an earlier, interrupted demo finished: a complete dataset, the encoder files, the latest
-checkpoint. Beside the evaluation it draws `caption_sweep.png`: SWEEP_IMAGES test images, each
-edited with the same sentence in every SWEEP_COLOURS colour, so one can see whether the colours
-follow the words.
+checkpoint. The evaluation includes the caption sweep (`jaxmani.evaluate.sweep`), which shows
+whether the colours follow the words.
 """
 
 import os
 
 import ml_collections
-import numpy as np
-from PIL import Image
 
-from jaxmani.data import prepare, toy_birds
-from jaxmani.edit.manipulator import Manipulator
-from jaxmani.evaluate import figures, run
+from jaxmani.data import prepare
+from jaxmani.evaluate import run
 from jaxmani.progress import status
 from jaxmani.train import loop, pretrain
 
 LABEL = "demo"
 ENCODER_FILES = ("text_encoder.msgpack", "image_encoder.msgpack")
-SWEEP_FILE = "caption_sweep.png"
-SWEEP_COLOURS = ("red", "blue", "yellow", "green", "white", "black")
-SWEEP_IMAGES = 4
-SWEEP_TEMPLATE = "this bird has a {0} body and {0} wings"
 
 
 def demo_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
@@ -61,25 +53,10 @@ def run_demo(
         status(LABEL, f"2/4 DAMSM encoders already in {damsm}")
     else:
         status(LABEL, f"2/4 pretraining the DAMSM encoders into {damsm}")
-        pretrain.pretrain(config, damsm)
+        results = pretrain.pretrain(config, damsm)
+        status(LABEL, " ".join(f"{name} {value:.4f}" for name, value in results.items()))
     train_dir = os.path.join(workdir, "train")
     status(LABEL, f"3/4 training {config.train.num_steps} steps in {train_dir}")
     loop.train(config, train_dir, compilation_cache=True)
-    status(LABEL, "4/4 evaluating the trained generator on the test split, then the caption sweep")
-    out = run.evaluate_workdir(config, train_dir)
-    sweep = caption_sweep(Manipulator.from_workdir(train_dir), config.data.image_size)
-    sweep.save(os.path.join(out, SWEEP_FILE))
-    return out
-
-
-def caption_sweep(manipulator: Manipulator, image_size: int) -> Image.Image:
-    """A grid: rows of a toy_birds test image and its edits with SWEEP_TEMPLATE in each colour."""
-    texts = [SWEEP_TEMPLATE.format(colour) for colour in SWEEP_COLOURS]
-    rows, captions = [], []
-    for index in range(SWEEP_IMAGES):
-        example = toy_birds.generate_example(toy_birds.example_seed("test", index), image_size)
-        image = np.asarray(example["image"])
-        rows.append([image, *manipulator.edit(image, texts, seed=index).images])
-        captions.append(example["captions"][0])
-    headers = ["test image", *SWEEP_COLOURS]
-    return figures.grid_rows(rows, captions, headers, text_width=240)
+    status(LABEL, "4/4 evaluating the trained generator on the test split, with the caption sweep")
+    return run.evaluate_workdir(config, train_dir)

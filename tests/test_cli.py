@@ -198,6 +198,7 @@ BAD_VALUES = [
     ("optim.g.b2", -0.1, "config.optim.g.b2=-0.1: must be in [0, 1)"),
     ("optim.ema_decay", 1.01, "config.optim.ema_decay=1.01: must be in [0, 1]"),
     ("pretrain.lr_decay", 0.0, "config.pretrain.lr_decay=0.0: must be in (0, 1]"),
+    ("model.text.dropout", 1.0, "config.model.text.dropout=1.0: must be in [0, 1)"),
     ("loss.g.mask_threshold", 300.0, "must be in [0, 255]"),
     ("loss.d.sad_kernel", 4, "config.loss.d.sad_kernel=4: must be odd and >= 1"),
     ("loss.d.sad_kernel_max", 12, "config.loss.d.sad_kernel_max=12: must be odd, or <= 9"),

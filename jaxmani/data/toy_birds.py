@@ -51,6 +51,9 @@ NUM_CAPTIONS = 10
 NUM_CLASSES = len(COLOR_NAMES) ** 3
 NUM_EXAMPLES: dict[str, int] = {"train": 4000, "test": 500}
 SPLIT_SEEDS: dict[str, int] = {"train": 0, "test": 1}
+# A sentence in the captions' own words that gives one colour to the two largest parts: the
+# caption sweep of `jaxmani evaluate` and the colour cosines of `jaxmani pretrain` use it.
+PROBE_TEMPLATE = "this bird has a {0} body and {0} wings"
 
 _RGB = np.array(list(PALETTE.values()), dtype=np.float32)
 _ALL = tuple(range(len(COLOR_NAMES)))

@@ -12,7 +12,8 @@ become the same `Model` and share one code path, `evaluate_model`:
    the batch index, so two evaluations give identical numbers.
 3. The edits become uint8 PNG pixels with `pipeline.to_uint8` (rounded and clipped; the baseline
    truncates) and every metric is computed on those pixels (METRICS_SPEC §3-§6, `metrics`).
-4. `<out>/metrics.json`, `<out>/report.md` and PNG figures are written (process 0).
+4. `<out>/metrics.json`, `<out>/report.md` and PNG figures are written (process 0); on toy_birds
+   the figures include the caption sweep (`sweep.caption_sweep`).
 """
 
 import dataclasses
@@ -32,8 +33,9 @@ from jax.experimental import multihost_utils
 from jaxmani import generate, params_io
 from jaxmani.data import pipeline, toy_birds
 from jaxmani.data.text import Vocabulary, load_vocabulary_file
+from jaxmani.edit.manipulator import Manipulator
 from jaxmani.errors import UserError
-from jaxmani.evaluate import fid, figures, inception_score, metrics
+from jaxmani.evaluate import fid, figures, inception_score, metrics, sweep
 from jaxmani.losses import mask as mask_loss
 from jaxmani.progress import Progress
 from jaxmani.train import checkpoint, loop
@@ -552,6 +554,10 @@ def evaluate_model(model: Model, out_dir: str, curves: str = "") -> str:
     if jax.process_index() == 0:
         os.makedirs(out_dir, exist_ok=True)
         images = write_figures(model, out_dir, result.grid, curves)
+        if config.data.name == "toy_birds":
+            manipulator = Manipulator(config, model.vocabulary, model.generator, model.frozen)
+            sweep.caption_sweep(manipulator).save(os.path.join(out_dir, sweep.SWEEP_FILE))
+            images.append(sweep.SWEEP_FILE)
         with open(os.path.join(out_dir, "metrics.json"), "w") as f:
             json.dump(record, f, indent=2)
         with open(os.path.join(out_dir, "report.md"), "w") as f:

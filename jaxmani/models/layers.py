@@ -17,6 +17,10 @@ from flax.typing import ConvGeneralDilatedT, Dtype, PrecisionLike
 # XLA:CPU runs a (rows, kh*kw*cin)^T (rows, cout) matmul near its forward-conv speed at a few
 # thousand rows, and one over all N*H*W rows (its own weight gradient's shape) ~10x slower.
 STRIP_PATCH_ROWS = 2048
+# Convolutions with fewer output channels keep XLA's own weight gradient: the strip's matmul has
+# only cout columns, and below 32 XLA's was 2-5x faster at the toy G's 128->16 and 16->3 shapes
+# (README, Performance).
+STRIP_MIN_FEATURES = 32
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -207,8 +211,9 @@ def strip_grad_conv_general_dilated(
     feature_group_count: int = 1,
     precision: PrecisionLike = None,
 ) -> jax.Array:
-    """lax.conv_general_dilated; on XLA:CPU (chosen at trace time) plain 2-D NHWC convs take
-    conv2d_strip_grad, whose forward is the same lax call and whose kernel gradient is faster."""
+    """lax.conv_general_dilated; on XLA:CPU (chosen at trace time) plain 2-D NHWC convs with at
+    least STRIP_MIN_FEATURES outputs take conv2d_strip_grad, whose forward is the same lax call
+    and whose kernel gradient is faster."""
     args = (lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation)
     kwargs = {
         "dimension_numbers": dimension_numbers,
@@ -222,6 +227,7 @@ def strip_grad_conv_general_dilated(
         and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
         and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
         == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)
+        and rhs.shape[-1] >= STRIP_MIN_FEATURES
     )
     if not eligible:
         return jax.lax.conv_general_dilated(*args, **kwargs)

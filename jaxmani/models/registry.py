@@ -75,6 +75,7 @@ def create_network(
             vocab_size=model.text.vocab_size,
             word_dim=model.text.word_dim,
             hidden_dim=model.embedding_dim,
+            dropout=model.text.dropout,
         )
     if name == "image_encoder":
         if model.image.encoder == "inception":

@@ -21,7 +21,8 @@ import optax
 from flax import traverse_util
 
 from jaxmani import params_io
-from jaxmani.data import pipeline
+from jaxmani.data import pipeline, toy_birds
+from jaxmani.data.text import Vocabulary, tokenize
 from jaxmani.errors import UserError
 from jaxmani.losses import damsm
 from jaxmani.models import registry
@@ -170,6 +171,40 @@ def evaluate(
     }
 
 
+def colour_cosines(
+    config: ml_collections.ConfigDict,
+    modules: dict[str, Any],
+    params: dict[str, Any],
+    vocabulary: Vocabulary,
+) -> dict[str, float]:
+    """Min, median and max cosine between the sentence embeddings of the toy probe sentence in
+    each pair of colours the vocabulary knows: how far apart the text encoder keeps the colours
+    that G reads (near 1 = one point, nothing for G to follow)."""
+    known = [c for c in toy_birds.COLOR_NAMES if vocabulary.encode([c])]
+    if len(known) < 2:
+        return {}
+    rng = np.random.default_rng(0)
+    captions = [
+        pipeline.fit_caption(
+            np.asarray(vocabulary.encode(tokenize(toy_birds.PROBE_TEMPLATE.format(c))), np.int32),
+            config.data.words_num,
+            rng,
+        )
+        for c in known
+    ]
+    ids = np.stack([padded for padded, _ in captions])
+    lengths = np.asarray([length for _, length in captions], np.int32)
+    _, sentence = modules["text_encoder"].apply({"params": params["text_encoder"]}, ids, lengths)
+    unit = np.asarray(sentence, np.float64)
+    unit /= np.maximum(np.linalg.norm(unit, axis=-1, keepdims=True), 1e-12)
+    cosines = (unit @ unit.T)[~np.eye(len(known), dtype=bool)]
+    return {
+        "test/colour_cosine_min": float(cosines.min()),
+        "test/colour_cosine_median": float(np.median(cosines)),
+        "test/colour_cosine_max": float(cosines.max()),
+    }
+
+
 def select_keys(batch: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
     """The batch keys DAMSM reads."""
     for key in ("image", "caption", "caption_length", "class_id"):
@@ -222,6 +257,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float
     progress.close()
     params = {**trainable, "image_state": image_state}
     results = evaluate(config, modules, params)
+    if config.data.name == "toy_birds":
+        results.update(colour_cosines(config, modules, params, Vocabulary(vocabulary)))
     save_encoders(workdir, params, vocabulary)
     with open(os.path.join(workdir, "pretrain_results.json"), "w") as f:
         json.dump(results, f, indent=2)

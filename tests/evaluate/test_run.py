@@ -11,7 +11,7 @@ from PIL import Image
 from jaxmani import params_io
 from jaxmani.data import toy_birds
 from jaxmani.errors import UserError
-from jaxmani.evaluate import run
+from jaxmani.evaluate import figures, run, sweep
 from tests.conftest import TOY_COUNTS
 from tests.evaluate.conftest import eval_config
 
@@ -57,6 +57,24 @@ def test_evaluate_writes_metrics_report_and_figures(evaluated_workdirs):
     assert grid.height > 3 * 128  # three rows of enlarged 64px tiles under a header line
     for name in ("attention.png", "loss_curves.png"):
         assert Image.open(os.path.join(out_dir, name)).width > 0
+
+
+def test_toy_evaluation_draws_the_caption_sweep(evaluated_workdirs):
+    out_dir = os.path.join(evaluated_workdirs[0], "eval", "2")
+    with open(os.path.join(out_dir, "report.md")) as f:
+        assert f"![{sweep.SWEEP_FILE}]({sweep.SWEEP_FILE})" in f.read()
+    with Image.open(os.path.join(out_dir, sweep.SWEEP_FILE)) as image:
+        grid = np.asarray(image.convert("RGB"))
+    side, top = 128, figures.LINE_HEIGHT + 4  # 64 px tiles enlarged twice, under the header
+    assert grid.shape == (top + side * sweep.SWEEP_IMAGES, side * 7 + 240, 3)
+    for row in range(sweep.SWEEP_IMAGES):
+        tiles = grid[top + row * side : top + (row + 1) * side, : 7 * side].reshape(
+            side, 7, side, 3
+        )
+        example = toy_birds.generate_example(toy_birds.example_seed("test", row), 64)
+        np.testing.assert_array_equal(tiles[:, 0], figures.enlarge(example["image"]))
+        edits = [tiles[:, column] for column in range(1, 7)]
+        assert all(np.abs(e.astype(int) - edits[0]).max() > 0 for e in edits[1:])  # caption read
 
 
 def test_evaluation_is_deterministic(evaluated_workdirs, toy_data_dir, tmp_path):

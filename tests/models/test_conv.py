@@ -121,17 +121,22 @@ def primitives(fn, *args) -> set[str]:
 
 
 def test_dispatch_takes_the_strip_gradient_only_for_plain_2d_convs():
-    """Plain NHWC convs get the custom VJP on CPU; groups and dilations stay lax's own."""
-    x, kernel, _ = inputs(CASES[0], jnp.float32)
-    dense = primitives(
-        lambda x, k: layers.strip_grad_conv_general_dilated(
+    """Plain NHWC convs with enough outputs get the custom VJP on CPU; narrower ones, groups and
+    dilations stay lax's own."""
+    x, narrow, _ = inputs(CASES[0], jnp.float32)
+    wide = 3 * layers.STRIP_MIN_FEATURES  # Wide enough, and divisible by the 3 groups below.
+    kernel = jnp.tile(narrow, (1, 1, 1, wide))[..., :wide]
+
+    def plain(x, k):
+        return layers.strip_grad_conv_general_dilated(
             x, k, (1, 1), "SAME", dimension_numbers=layers.NHWC
-        ),
-        x,
-        kernel,
-    )
+        )
+
+    dense = primitives(plain, x, kernel)
     assert any(name.startswith("custom_vjp_call") for name in dense), dense
-    grouped_kernel = kernel[:, :, :1, :3]
+    narrow_kernel = kernel[..., : layers.STRIP_MIN_FEATURES - 1]
+    assert primitives(plain, x, narrow_kernel) == {"conv_general_dilated"}
+    grouped_kernel = kernel[:, :, :1, :]
     for kwargs in ({"feature_group_count": 3}, {"rhs_dilation": (2, 2)}):
         k = grouped_kernel if "feature_group_count" in kwargs else kernel
         fn = lambda x, k, kwargs=kwargs: layers.strip_grad_conv_general_dilated(  # noqa: E731
