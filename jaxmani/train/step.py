@@ -3,7 +3,8 @@
 BASELINE_SPEC §4.4: G runs once per step and its output serves both players. jaxmani takes that
 forward pass with `jax.vjp`, updates D on the detached fake, then differentiates the G loss (with
 the updated D) with respect to G's outputs and pulls the cotangents back through the same pass.
-Every loss term is a pure function from `jaxmani.losses`, switched and weighted by `config.loss`.
+Every loss term is a pure function from `jaxmani.losses`, switched and weighted by `config.loss`;
+a G term of weight 0 is neither computed nor logged.
 The one exception to a single G pass is toy_birds' paired-edit term (`loss.g.paired_edit_weight`,
 not a method of the paper): inside the same differentiated function G also edits the batch with
 its ground-truth edit captions, with the same noise, and only the first pass's BatchNorm statistics
@@ -212,6 +213,8 @@ def generator_loss(
         terms["g_nsl"] = sharpness.naive_sharpness_loss(fake, label, weights.nsl_gamma)
     if weights.paired_edit_weight:
         terms["g_paired_edit"] = jnp.mean(jnp.abs(paired[0] - batch["edit_image"]))
+    # A term of weight 0 leaves the graph (and the logs): XLA removes its forward and backward.
+    terms = {name: value for name, value in terms.items() if weights[f"{name[2:]}_weight"]}
     total = sum(weights[f"{name[2:]}_weight"] * value for name, value in terms.items())
     return total, (terms, d_variables)
 

@@ -157,6 +157,41 @@ def test_paired_edit_term_is_the_l1_of_g_under_the_edit_caption():
         np.testing.assert_array_equal(a, b)  # the paired pass leaves G's BatchNorm buffers alone
 
 
+def compiled_flops(config, batch):
+    """XLA's FLOP count of the compiled train step of `config` on `batch`."""
+    models = StepModels(
+        generate.create_networks(config), registry.create_network("discriminator", config), config
+    )
+    state = create_train_state(config, jax.random.PRNGKey(0))
+    frozen = load_frozen(config, jax.random.PRNGKey(1))
+    step = jax.jit(functools.partial(train_step, models=models))
+    return step.lower(state, batch, frozen).compile().cost_analysis()["flops"]
+
+
+def test_a_zero_weight_term_leaves_the_logs_and_the_compiled_step():
+    config = shrink(importlib.import_module("configs.toy_baseline").get_config())
+    batch = synthetic_batch(config)
+    _, with_state, with_term = run_step(config, batch)
+    flops_with, weight = compiled_flops(config, batch), config.loss.g.perceptual_weight
+    config.loss.g.perceptual_weight = 0.0
+    _, without_state, without_term = run_step(config, batch)
+
+    assert set(with_term) - set(without_term) == {"g_perceptual"}
+    np.testing.assert_allclose(
+        without_term["g_loss"],
+        with_term["g_loss"] - weight * with_term["g_perceptual"],
+        rtol=1e-5,
+    )
+    # VGG's pass over the fake images and its backward are gone, not multiplied by zero.
+    assert compiled_flops(config, batch) < 0.97 * flops_with
+    for a, b in zip(
+        jax.tree_util.tree_leaves(with_state.d_params),
+        jax.tree_util.tree_leaves(without_state.d_params),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)  # D's update comes before G's loss
+
+
 # bfloat16 against float32, one step of toy_combined from the same weights and batch (measured
 # 2026-12-01: loss terms within 1.1e-2 relative, gradient norms 7.9e-3; 96% of G's and 98% of
 # D's first Adam updates have the float32 sign): 4 bfloat16 epsilons.
