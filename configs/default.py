@@ -143,6 +143,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.bench.warmup = 2  # Untimed iterations before timing (compilation included there).
     config.bench.iters = 5  # Timed iterations; the median is reported.
     config.bench.input_batches = 100  # Batches timed by `jaxmani bench input`.
+    config.bench.profile_rows = 25  # Slowest XLA ops listed by `jaxmani bench profile`.
 
     config.evaluate = ml_collections.ConfigDict()
     config.evaluate.batch_size = 10  # Global eval batch (G-EMA runs in eval mode: no effect).

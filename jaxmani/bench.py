@@ -184,16 +184,22 @@ def peak_rss_bytes() -> int:
 
 
 def train_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A checked copy of `config` with a vocabulary size and seeded random frozen encoders.
-
-    The frozen encoders' weights do not change a step's work, so their params files (which a toy
-    config names before `jaxmani pretrain` has written them) are not read.
-    """
+    """seeded_config of `config`, refused if a method of the paper is on (the restatement's step
+    has none of them)."""
     on = [name for name in METHOD_SWITCHES if config_value(config, name)]
     if on:
         raise UserError(
             f"bench train times the baseline step; switch off {', '.join(on)} (configs/bird.py)"
         )
+    return seeded_config(config)
+
+
+def seeded_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `config` with a vocabulary size and seeded random frozen encoders.
+
+    The frozen encoders' weights do not change a step's work, so their params files (which a toy
+    config names before `jaxmani pretrain` has written them) are not read.
+    """
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.model.text.vocab_size = config.model.text.vocab_size or BIRD_VOCAB_SIZE
@@ -247,13 +253,26 @@ def train_batch(config: ml_collections.ConfigDict, seed: int) -> dict[str, np.nd
     }
 
 
-def jax_train_step(
-    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
-) -> tuple[Row, float, float]:
-    """Times the jitted train_step (state donated, inputs on the device once).
+def method_inputs(config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]) -> dict:
+    """`batch` plus the seeded inputs the config's methods read: a dataset mask (`gt`, `fcn`)
+    and, for the paired-edit term, edit images and captions (the batch's own, reversed)."""
+    batch = dict(batch)
+    g = config.loss.g
+    if g.mask_weight and g.mask_source in ("gt", "fcn"):
+        rng = np.random.default_rng(config.seed)
+        batch["mask"] = (rng.uniform(size=(*batch["image"].shape[:3], 1)) > 0.5).astype(np.float32)
+    if g.paired_edit_weight:
+        batch["edit_image"] = batch["image"][::-1].copy()
+        batch["edit_caption"] = batch["caption"][::-1].copy()
+        batch["edit_caption_length"] = batch["caption_length"][::-1].copy()
+    return batch
 
-    Returns the row, the compile seconds and XLA's FLOPs per step.
-    """
+
+def compiled_train_step(
+    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
+) -> tuple[Any, Callable[[], None], float]:
+    """The compiled train_step (state donated, inputs on the device once), a function that runs
+    one step and blocks, and the compile seconds."""
     from jaxmani import generate
     from jaxmani.data import pipeline
     from jaxmani.train import loop
@@ -277,15 +296,43 @@ def jax_train_step(
     )
     device_batch = pipeline.to_global_batch(batch, mesh)
     compiled, compile_seconds = loop.compile_step(models, mesh, state, device_batch, frozen)
-    flops = float(compiled.cost_analysis()["flops"])  # A dict in jax 0.10.
     carry = {"state": state}
 
     def step():
         carry["state"], metrics = compiled(carry["state"], device_batch, frozen)
         jax.block_until_ready((carry["state"], metrics))
 
+    return compiled, step, compile_seconds
+
+
+def jax_train_step(
+    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray]
+) -> tuple[Row, float, float]:
+    """Times the jitted train_step; returns the row, the compile seconds and XLA's FLOPs."""
+    compiled, step, compile_seconds = compiled_train_step(config, batch)
+    flops = float(compiled.cost_analysis()["flops"])  # A dict in jax 0.10.
     seconds = time_median(step, config.bench.warmup, config.bench.iters)
     return Row("train_step", "jax", seconds, compiled_peak_bytes(compiled)), compile_seconds, flops
+
+
+def bench_profile(config: ml_collections.ConfigDict) -> list[str]:
+    """The train step of `config` (methods included), after config.bench.warmup steps, profiled
+    over config.bench.iters steps: its time per network, per op kind and its slowest ops."""
+    from jaxmani import profiling
+
+    config = seeded_config(config)
+    batch = method_inputs(config, train_batch(config, config.seed))
+    compiled, step, compile_seconds = compiled_train_step(config, batch)
+    for _ in range(config.bench.warmup):
+        step()
+    profile = profiling.profile_steps(step, compiled.as_text(), config.bench.iters)
+    size = config.data.image_size
+    title = f"train_step at batch {config.train.batch_size}, {size}x{size}"
+    return [
+        f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})",
+        f"jax compile before the first step {compile_seconds:.1f} s",
+        *profiling.format_profile(profile, title, config.bench.profile_rows),
+    ]
 
 
 def bench_train(config: ml_collections.ConfigDict) -> TrainBench:

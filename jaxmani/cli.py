@@ -193,8 +193,10 @@ def command_bench(run: Invocation) -> None:
             lines = [bench.bench_input(config, config.data.data_dir, config.bench.input_batches)]
         elif mode == "train":
             lines = bench.format_train(bench.bench_train(config))
-        else:
+        elif mode == "edit":
             lines = bench.format_edit(bench.bench_edit(config))
+        else:
+            lines = bench.bench_profile(config)
     for line in lines:
         print(line)
 
@@ -420,7 +422,7 @@ COMMANDS = (
             "and its report, metrics, edit grid and caption sweep (test images edited with one "
             "sentence in six colours) in <workdir>/train/eval/<step>. A rerun "
             "reuses what an interrupted one finished. The default config, toy_demo, takes about "
-            "20 minutes on 2 CPU cores."
+            "18 minutes on 2 CPU cores."
         ),
         handler=command_demo,
         flags=(
@@ -515,17 +517,20 @@ COMMANDS = (
             "forward: forward+backward time and peak memory of G and D, JAX vs PyTorch; input: "
             "images/s of the train pipeline on the prepared dataset; train: one full training "
             "step (D+G, frozen encoders, Adam, EMA), JAX vs the PyTorch restatement; edit: the "
-            "latency of one edit (encoders, VGG, G) at batch 1 and 10, JAX vs PyTorch."
+            "latency of one edit (encoders, VGG, G) at batch 1 and 10, JAX vs PyTorch; profile: "
+            "the config's training step (its methods included) under the JAX profiler, its time "
+            "per network and direction, per XLA op kind and its bench.profile_rows slowest ops."
         ),
         handler=command_bench,
         positional=Positional(
             "mode",
-            "forward, input, train or edit (see above)",
-            choices=("forward", "input", "train", "edit"),
+            "forward, input, train, edit or profile (see above)",
+            choices=("forward", "input", "train", "edit", "profile"),
         ),
         config_groups=(*TRAIN_GROUPS, "bench"),
         examples=(
             "jaxmani bench forward --config=bird",
+            "jaxmani bench profile --config=toy_demo --config.bench.iters=3",
             "jaxmani bench input --config.data.builder_config=256 --config.data.image_size=256",
         ),
     ),

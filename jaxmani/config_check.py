@@ -28,6 +28,7 @@ POSITIVE_INTS = (
     "parallel.num_processes",
     "bench.iters",
     "bench.input_batches",
+    "bench.profile_rows",
     "evaluate.batch_size",
     "evaluate.r_precision_repeats",
     "evaluate.grid_rows",

@@ -37,9 +37,13 @@ MISTAKES = [
         (),
     ),
     (("info", "extra"), "info takes no positional arguments; got extra", ()),
-    (("bench",), "bench takes one mode (forward | input | train | edit)", ()),
-    (("bench", "forward", "input"), "one mode (forward | input | train | edit); got", ()),
-    (("bench", "fwd"), "bench: unknown mode 'fwd'; choose forward | input | train | edit", ()),
+    (("bench",), "bench takes one mode (forward | input | train | edit | profile)", ()),
+    (("bench", "forward", "input"), "one mode (forward | input | train | edit | profile); got", ()),
+    (
+        ("bench", "fwd"),
+        "bench: unknown mode 'fwd'; choose forward | input | train | edit | profile",
+        (),
+    ),
     (("info", "--verbosity=loud"), "--verbosity=loud: give an integer", ()),
     ((*CONVERT, "--dst=out.msgpack", "--overwrite=maybe"), "--overwrite=maybe: give true", ()),
     ((*CONVERT,), "convert needs --dst", ()),
@@ -80,6 +84,11 @@ MISTAKES = [
     ((*TRAIN, "--config.data.data_dir=no_data"), "build it with `jaxmani prepare", ("run",)),
     (("bench", "input", "--config.data.data_dir=no_data"), "is not prepared in", ("no_data",)),
     (("bench", "train", "--config=bird_combined"), "bench train times the baseline step", ()),
+    (
+        ("bench", "profile", "--config.bench.profile_rows=0"),
+        "config.bench.profile_rows=0: must be an integer >= 1",
+        (),
+    ),
     # info --workdir.
     (("info", "--workdir=no_run"), "no_run: no checkpoints", ()),
     (("info", "--workdir=adir", "--config=tiny"), "info --workdir reads the run's own config", ()),
