@@ -512,7 +512,7 @@ COMMANDS = (
     ),
     Command(
         name="bench",
-        summary="time the networks, the input pipeline or a training step",
+        summary="time the networks, the input pipeline, a training step or an edit; profile a step",
         description=(
             "forward: forward+backward time and peak memory of G and D, JAX vs PyTorch; input: "
             "images/s of the train pipeline on the prepared dataset; train: one full training "
