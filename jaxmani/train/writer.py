@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 from PIL import Image
-from tensorboardX import SummaryWriter
 
 from jaxmani.data.pipeline import to_uint8
+from jaxmani.train.events import EventWriter
 
 
 class MetricWriter:
@@ -23,7 +23,7 @@ class MetricWriter:
         self.active = jax.process_index() == 0
         if self.active:
             os.makedirs(workdir, exist_ok=True)
-            self.tensorboard = SummaryWriter(os.path.join(workdir, "tb"))
+            self.tensorboard = EventWriter(os.path.join(workdir, "tb"))
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """One JSON line {"step": n, "<prefix>/<name>": value, ...} and one event per scalar."""
@@ -43,7 +43,7 @@ class MetricWriter:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             pixels = to_uint8(image)
             Image.fromarray(pixels).save(path)
-            self.tensorboard.add_image(name, pixels, step, dataformats="HWC")
+            self.tensorboard.add_image(name, pixels, step)
         return path
 
     def close(self) -> None:

@@ -147,3 +147,16 @@ def test_dispatch_takes_the_strip_gradient_only_for_plain_2d_convs():
             x, k, (1, 1), "SAME", dimension_numbers=layers.NHWC, **kwargs
         )
         np.testing.assert_array_equal(fn(x, k), expected)
+
+
+def test_strip_weight_grad_makes_no_padded_copy_of_the_input():
+    x = jax.ShapeDtypeStruct((2, 256, 256, 32), jnp.float32)
+    grad = jax.ShapeDtypeStruct((2, 256, 256, 32), jnp.float32)
+    pads = ((1, 1), (1, 1))
+    compiled = (
+        jax.jit(lambda x, g: layers.strip_weight_grad(x, g, (3, 3, 32, 32), (1, 1), pads))
+        .lower(x, grad)
+        .compile()
+    )
+    input_bytes = 2 * 256 * 256 * 32 * 4
+    assert compiled.memory_analysis().temp_size_in_bytes < input_bytes / 2
