@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxmani.models.layers import BatchNorm, Conv, padding
+from jaxmani.models.layers import BatchNorm, Conv, max_pool, padding
 
 PoolKind = Literal["avg_include_pad", "avg_exclude_pad", "max"]
 Variant = Literal["torchvision", "fid"]
@@ -26,7 +26,7 @@ def pool_3x3(x: jax.Array, kind: PoolKind) -> jax.Array:
 
 def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
     """3x3 stride-2 max-pool without padding (PyTorch floor mode)."""
-    return nn.max_pool(x, (3, 3), strides=(2, 2))
+    return max_pool(x, 3, 2)
 
 
 class BasicConv2d(nn.Module):

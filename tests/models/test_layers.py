@@ -9,8 +9,9 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from jaxmani.models.layers import BatchNorm, instance_norm
+from jaxmani.models.layers import BatchNorm, instance_norm, max_pool
 from tests.models import reference as ref
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -175,3 +176,28 @@ def test_g_and_d_under_pmap_match_the_global_batch_on_one_device() -> None:
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "pmap batch norm ok" in result.stdout
+
+
+def first_maximum_gradient(x: np.ndarray, cotangent: np.ndarray, window: int, stride: int):
+    """Numpy restatement: each output's cotangent goes to the first maximum of its window."""
+    grad = np.zeros_like(x)
+    for b, i, j, c in np.ndindex(cotangent.shape):
+        patch = x[b, i * stride : i * stride + window, j * stride : j * stride + window, c]
+        di, dj = np.unravel_index(np.argmax(patch), patch.shape)  # argmax takes the first.
+        grad[b, i * stride + di, j * stride + dj, c] += cotangent[b, i, j, c]
+    return grad
+
+
+@pytest.mark.parametrize(("window", "stride"), [(2, 2), (3, 2), (3, 1)])
+def test_max_pool_gradient_goes_to_the_first_maximum(window, stride):
+    rng = np.random.default_rng(window * stride)
+    x = np.maximum(np.round(rng.standard_normal((2, 9, 8, 3)) * 2), 0.0).astype(np.float32)
+    pooled, vjp = jax.vjp(lambda x: max_pool(x, window, stride), jnp.asarray(x))
+    expected = jax.lax.reduce_window(
+        x, -np.inf, jax.lax.max, (1, window, window, 1), (1, stride, stride, 1), "VALID"
+    )
+    np.testing.assert_array_equal(pooled, expected)
+    # Integer cotangents: overlapping windows sum them exactly, in any order.
+    cotangent = rng.integers(-8, 9, pooled.shape).astype(np.float32)
+    (grad,) = vjp(jnp.asarray(cotangent))
+    np.testing.assert_array_equal(grad, first_maximum_gradient(x, cotangent, window, stride))

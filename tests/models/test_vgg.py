@@ -3,10 +3,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import linen as nn
 from scipy import signal
 
-from jaxmani.models.vgg import VGG16Features, max_pool_2x2
+from jaxmani.models.vgg import VGG16Features
 
 
 def numpy_conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -58,22 +57,3 @@ def test_relu2_2_matches_numpy():
     for image, features in zip(images, out, strict=True):
         np.testing.assert_allclose(features, numpy_relu2_2(image, params), rtol=1e-5, atol=1e-5)
     assert 0.1 < np.mean(out > 0) < 0.9
-
-
-def test_max_pool_2x2_is_flax_max_pool_with_its_gradient_where_nothing_ties():
-    x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 9, 7, 5)), jnp.float32)
-
-    def flax_pool(x):
-        return nn.max_pool(x, (2, 2), strides=(2, 2))
-
-    np.testing.assert_array_equal(max_pool_2x2(x), flax_pool(x))
-    cotangent = jnp.asarray(np.random.default_rng(3).standard_normal((2, 4, 3, 5)), jnp.float32)
-    ours = jax.vjp(max_pool_2x2, x)[1](cotangent)[0]
-    np.testing.assert_array_equal(ours, jax.vjp(flax_pool, x)[1](cotangent)[0])
-    assert np.count_nonzero(ours) == cotangent.size  # One element per window, none dropped.
-
-
-def test_max_pool_2x2_splits_a_tie_evenly():
-    x = jnp.zeros((1, 2, 2, 1)).at[0, 0, 1, 0].set(-1.0)
-    grad = jax.grad(lambda x: jnp.sum(max_pool_2x2(x)))(x)
-    np.testing.assert_allclose(grad[0, :, :, 0], [[1 / 3, 0.0], [1 / 3, 1 / 3]])
