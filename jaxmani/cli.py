@@ -25,6 +25,7 @@ from jaxmani.progress import stage
 USAGE_STATUS = 2
 INTERRUPTED_STATUS = 130
 VERBOSITY_NAMES = ("debug", "info", "warning", "error", "fatal")
+HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -802,8 +803,33 @@ def fail(message: str, status: int = USAGE_STATUS) -> None:
     sys.exit(status)
 
 
+def huge_page_environment(environ: dict[str, str]) -> dict[str, str] | None:
+    """`environ` plus glibc's transparent-huge-page tunable for malloc, or None when glibc is
+    absent or GLIBC_TUNABLES already says something about it.
+
+    XLA:CPU allocates each step's buffers afresh (GBs at the bird size), and with 4 KB pages the
+    kernel spent a fifth of the bird step's CPU time in 2.9 million page faults; with
+    `glibc.malloc.hugetlb=1` malloc asks for huge pages and the step took 20% less time (README,
+    Performance). Tunables are read when a process starts, so the command re-executes itself.
+    """
+    if not os.confstr_names.get("CS_GNU_LIBC_VERSION") or not os.confstr("CS_GNU_LIBC_VERSION"):
+        return None
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" in tunables:
+        return None
+    merged = f"{tunables}:{HUGE_PAGE_TUNABLE}" if tunables else HUGE_PAGE_TUNABLE
+    return {**environ, "GLIBC_TUNABLES": merged}
+
+
 def run(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: a UserError is one line and status 2, Ctrl-C status 130."""
+    """Console-script entry point: a UserError is one line and status 2, Ctrl-C status 130.
+
+    As a console script (no `argv`) on glibc, it first re-executes itself with
+    huge_page_environment.
+    """
+    environment = huge_page_environment(dict(os.environ)) if argv is None else None
+    if environment is not None:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
     flags.FLAGS.mark_as_parsed()  # Libraries may read absl flags; jaxmani parses its own.
     logging.use_absl_handler()  # Python logging (JAX's included) follows --verbosity.
     try:

@@ -2,6 +2,7 @@
 
 import importlib
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -256,3 +257,43 @@ def test_an_unwritable_directory_is_refused(tmp_path, monkeypatch):
         cli.check_writable_dir(str(tmp_path / "run"), "--workdir")
     (tmp_path / "ok").mkdir()
     cli.check_writable_dir(str(tmp_path / "ok" / "run" / "deeper"), "--workdir")
+
+
+@pytest.mark.parametrize(
+    ("tunables", "expected"),
+    [
+        (None, "glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.hugetlb=0", None),  # The user's own choice stays.
+    ],
+)
+def test_huge_page_environment_adds_the_tunable_once(tunables, expected, monkeypatch):
+    monkeypatch.setattr(cli.os, "confstr", lambda name: "glibc 2.36")
+    environ = {"HOME": "/h"} if tunables is None else {"HOME": "/h", "GLIBC_TUNABLES": tunables}
+    result = cli.huge_page_environment(environ)
+    if expected is None:
+        assert result is None
+    else:
+        assert result == {"HOME": "/h", "GLIBC_TUNABLES": expected}
+
+
+def test_huge_page_environment_is_none_without_glibc(monkeypatch):
+    monkeypatch.setattr(cli.os, "confstr", lambda name: None)
+    assert cli.huge_page_environment({}) is None
+
+
+def test_the_command_reexecutes_itself_with_huge_pages_once():
+    if cli.huge_page_environment({}) is None:
+        pytest.skip("not glibc")
+    code = (
+        "import os, sys; print(os.environ.get('GLIBC_TUNABLES'), flush=True); "
+        "from jaxmani import cli; sys.argv = ['jaxmani', '--help']; cli.run()"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120
+    )
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert lines[:2] == ["None", cli.HUGE_PAGE_TUNABLE]
+    assert lines[2].startswith("usage: jaxmani")
