@@ -297,3 +297,43 @@ def test_the_command_reexecutes_itself_with_huge_pages_once():
     assert result.returncode == 0, result.stderr
     assert lines[:2] == ["None", cli.HUGE_PAGE_TUNABLE]
     assert lines[2].startswith("usage: jaxmani")
+
+
+# A gc callback that raises once, then a loop of collections: what the program prints tells
+# whether the exception reached the loop (Python itself only prints it and goes on).
+RAISE_IN_GC_CALLBACK = """
+import gc, sys, time
+from jaxmani import cli
+sys.unraisablehook = cli.redeliver_swallowed_interrupt
+pending = [{error}]
+def callback(phase, info):
+    if phase == "start" and pending:
+        raise pending.pop()
+gc.callbacks.append(callback)
+try:
+    for _ in range(200):
+        gc.collect()
+        time.sleep(0.01)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize(
+    ("error", "stdout", "stderr_tail"),
+    [
+        ("KeyboardInterrupt()", "interrupted\n", []),
+        ("ValueError('in a gc callback')", "finished\n", ["ValueError: in a gc callback"]),
+    ],
+)
+def test_a_ctrl_c_swallowed_in_a_gc_callback_is_raised_again(error, stdout, stderr_tail):
+    result = subprocess.run(
+        [sys.executable, "-c", RAISE_IN_GC_CALLBACK.format(error=error)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == stdout
+    assert result.stderr.splitlines()[-1:] == stderr_tail

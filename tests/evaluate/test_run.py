@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxmani import params_io
+from jaxmani import cli, params_io
 from jaxmani.data import toy_birds
 from jaxmani.errors import UserError
 from jaxmani.evaluate import figures, run, sweep
@@ -77,11 +77,14 @@ def test_toy_evaluation_draws_the_caption_sweep(evaluated_workdirs):
         assert all(np.abs(e.astype(int) - edits[0]).max() > 0 for e in edits[1:])  # caption read
 
 
-def test_evaluation_is_deterministic(evaluated_workdirs, toy_data_dir, tmp_path):
-    workdir = evaluated_workdirs[0]
-    again = run.evaluate_workdir(None, workdir, str(tmp_path / "again"))
+def test_evaluation_is_deterministic(evaluated_workdirs, toy_data_dir, tmp_path, capsys):
+    workdir, again = evaluated_workdirs[0], str(tmp_path / "again")
+    cli.main(["evaluate", f"--workdir={workdir}", f"--out={again}"])
     first = read_record(os.path.join(workdir, "eval", "2"))
     assert read_record(again)["metrics"] == first["metrics"]
+    figures_written = "attention.png, caption_sweep.png, edit_grid.png, loss_curves.png"
+    wrote = f"wrote {again}/metrics.json, {again}/report.md and figures: {figures_written}"
+    assert capsys.readouterr().out.splitlines()[-1] == wrote
 
 
 def test_params_files_take_the_workdir_code_path(evaluated_workdirs, toy_data_dir, tmp_path):
