@@ -151,4 +151,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.evaluate.fid_protocol = "pytorch_fid"  # Or "seed_train" (how the paper's FID ran).
     config.evaluate.r_precision_repeats = 10  # R-precision draws of 99 distractors (AttnGAN: 10).
     config.evaluate.grid_rows = 8  # Test images shown in the edit and attention figures.
+    config.evaluate.sweep_images = 100  # toy_birds: test images the caption sweep edits.
     return config

@@ -32,6 +32,7 @@ POSITIVE_INTS = (
     "evaluate.batch_size",
     "evaluate.r_precision_repeats",
     "evaluate.grid_rows",
+    "evaluate.sweep_images",
 )
 NON_NEGATIVE_INTS = (
     "data.workers",

@@ -6,20 +6,22 @@ the run in <workdir>/train (its compilation cache in <workdir>/train/xla_cache, 
 keeps one) and its evaluation in <workdir>/train/eval/<step>. Each stage reuses
 what an earlier, interrupted demo finished: a complete dataset, the encoder files, the latest
 checkpoint. The evaluation includes the caption sweep (`jaxmani.evaluate.sweep`), which shows
-whether the colours follow the words.
+whether the colours follow the words; the demo ends with a line of its main metrics.
 """
 
+import json
 import os
 
 import ml_collections
 
 from jaxmani.data import prepare
-from jaxmani.evaluate import run
+from jaxmani.evaluate import run, sweep
 from jaxmani.progress import status
 from jaxmani.train import loop, pretrain
 
 LABEL = "demo"
 ENCODER_FILES = ("text_encoder.msgpack", "image_encoder.msgpack")
+SUMMARY = ("edit_psnr", "background_change", "part_colour_accuracy", "edited_part_accuracy")
 
 
 def demo_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
@@ -59,4 +61,14 @@ def run_demo(
     status(LABEL, f"3/4 training {config.train.num_steps} steps in {train_dir}")
     loop.train(config, train_dir, compilation_cache=True)
     status(LABEL, "4/4 evaluating the trained generator on the test split, with the caption sweep")
-    return run.evaluate_workdir(config, train_dir)
+    out = run.evaluate_workdir(config, train_dir)
+    with open(os.path.join(out, "metrics.json")) as f:
+        values = json.load(f)["metrics"]
+    status(LABEL, " ".join(f"{name} {values[name]:.4f}" for name in result_names()))
+    return out
+
+
+def result_names() -> list[str]:
+    """The metrics the demo prints when it ends: the README's demo table, then the sweep's."""
+    colours = [sweep.accuracy_name(colour) for colour in sweep.SWEEP_COLOURS]
+    return [*SUMMARY, sweep.ACCURACY, *colours]

@@ -210,6 +210,7 @@ BAD_VALUES = [
     ("loss.g.mask_source", "fcm", "config.loss.g.mask_source='fcm': choose one of 'fcn', 'gt'"),
     ("loss.g.gm_mode", "all", "config.loss.g.gm_mode='all': choose one of '', 'region', 'seed'"),
     ("loss.d.sad_filter", "median", "config.loss.d.sad_filter='median': choose one of 'box'"),
+    ("evaluate.sweep_images", 0, "config.evaluate.sweep_images=0: must be an integer >= 1"),
 ]
 
 

@@ -20,6 +20,7 @@ def demo_test_config():
     config.pretrain.batch_size = 2
     config.train.num_steps = 2
     config.train.checkpoint_every = 2
+    config.evaluate.sweep_images = 4
     return config
 
 
@@ -65,6 +66,9 @@ def test_demo_trains_evaluates_and_a_rerun_reuses_the_finished_stages(tmp_path, 
     assert results[1::2] == ["test/damsm_loss", "test/top1_retrieval", "test/chance"] + [
         f"test/colour_cosine_{name}" for name in ("min", "median", "max")
     ]
+    ending = lines[-1].split()
+    assert ending[1::2] == demo.result_names()
+    assert [float(v) for v in ending[2::2]] == [round(metrics[n], 4) for n in ending[1::2]]
 
     demo.run_demo(demo_test_config(), workdir, num_examples=TOY_COUNTS)
     status = capsys.readouterr().err

@@ -72,11 +72,16 @@ def background_change(original: jax.Array, edited: jax.Array, mask: jax.Array) -
     return total / jnp.maximum(area, 1.0)
 
 
-def part_colours(images: jax.Array, part_masks: jax.Array, palette: jax.Array) -> jax.Array:
-    """Palette index nearest (RGB distance) to the mean colour inside each part: (B, P) int32."""
+def part_means(images: jax.Array, part_masks: jax.Array) -> jax.Array:
+    """Mean colour inside each part (0 for a part with no pixel): (B, P, C)."""
     inside = (part_masks > PART_PIXEL_THRESHOLD).astype(images.dtype)
     sums = jnp.einsum("bhwp,bhwc->bpc", inside, images)
-    means = sums / jnp.maximum(jnp.sum(inside, axis=(1, 2)), 1.0)[..., None]
+    return sums / jnp.maximum(jnp.sum(inside, axis=(1, 2)), 1.0)[..., None]
+
+
+def part_colours(images: jax.Array, part_masks: jax.Array, palette: jax.Array) -> jax.Array:
+    """Palette index nearest (RGB distance) to the mean colour inside each part: (B, P) int32."""
+    means = part_means(images, part_masks)
     distances = jnp.sum(jnp.square(means[:, :, None, :] - palette[None, None]), axis=-1)
     return jnp.argmin(distances, axis=-1).astype(jnp.int32)
 

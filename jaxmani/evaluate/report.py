@@ -284,6 +284,7 @@ TOY_COLUMNS = (
     "edit_ssim",
     "part_colour_accuracy",
     "edited_part_accuracy",
+    "sweep_colour_accuracy",
     "r_precision",
     "mp",
 )

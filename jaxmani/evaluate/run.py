@@ -13,7 +13,7 @@ become the same `Model` and share one code path, `evaluate_model`:
 3. The edits become uint8 PNG pixels with `pipeline.to_uint8` (rounded and clipped; the baseline
    truncates) and every metric is computed on those pixels (METRICS_SPEC §3-§6, `metrics`).
 4. `<out>/metrics.json`, `<out>/report.md` and PNG figures are written (process 0); on toy_birds
-   the figures include the caption sweep (`sweep.caption_sweep`).
+   the caption sweep (`sweep`) adds its colour-following metrics and its figure.
 """
 
 import dataclasses
@@ -60,6 +60,15 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "part_colour_accuracy": ("toy: parts whose mean colour is the caption's colour", "higher"),
     "edited_part_accuracy": ("toy: the same over the parts the edit recolours", "higher"),
+    sweep.ACCURACY: (
+        "toy: of the six edits with 'this bird has a <colour> body and <colour> wings', the "
+        "one asked for a colour has body and wings nearest to it (chance 1/6)",
+        "higher",
+    ),
+    **{
+        sweep.accuracy_name(colour): (f"toy: the same for {colour} alone", "higher")
+        for colour in sweep.SWEEP_COLOURS
+    },
     "fid": ("FID (config.evaluate.fid_protocol) of the edits against the test images", "lower"),
     "inception_score": ("Inception Score of the edits (seed protocol, 10 splits)", "higher"),
     "inception_score_std": ("std of the Inception Score over the splits (N - 1)", "-"),
@@ -556,7 +565,9 @@ def evaluate_model(model: Model, out_dir: str, curves: str = "") -> str:
         images = write_figures(model, out_dir, result.grid, curves)
         if config.data.name == "toy_birds":
             manipulator = Manipulator(config, model.vocabulary, model.generator, model.frozen)
-            sweep.caption_sweep(manipulator).save(os.path.join(out_dir, sweep.SWEEP_FILE))
+            rows = sweep.sweep_rows(manipulator, config.evaluate.sweep_images)
+            record["metrics"].update(sweep.colour_following(rows))
+            sweep.caption_sweep(rows).save(os.path.join(out_dir, sweep.SWEEP_FILE))
             images.append(sweep.SWEEP_FILE)
         with open(os.path.join(out_dir, "metrics.json"), "w") as f:
             json.dump(record, f, indent=2)

@@ -1,31 +1,91 @@
 """The caption sweep of a toy_birds model: test images edited with one sentence in many colours.
 
-Each row is a toy_birds test image followed by its edits with `toy_birds.PROBE_TEMPLATE` in every
-SWEEP_COLOURS colour, so one look shows whether the colours follow the words. `jaxmani evaluate`
-writes it as SWEEP_FILE beside the edit grid for every toy_birds model.
+Every toy_birds test image i < config.evaluate.sweep_images is edited (seed i) with
+`toy_birds.PROBE_TEMPLATE` in each SWEEP_COLOURS colour. `colour_following` measures, for each
+colour and over all of them, how often the edit asked for a colour is the one whose body and wings
+come nearest to it (chance 1/6); the figure `caption_sweep` shows the first SWEEP_IMAGES rows, so
+one look shows whether the colours follow the words. `jaxmani evaluate` writes both for every
+toy_birds model.
 """
+
+import dataclasses
 
 import numpy as np
 from PIL import Image
 
 from jaxmani.data import toy_birds
 from jaxmani.edit.manipulator import Manipulator
-from jaxmani.evaluate import figures
+from jaxmani.evaluate import figures, metrics
+from jaxmani.progress import stage
 
 SWEEP_FILE = "caption_sweep.png"
 SWEEP_COLOURS = ("red", "blue", "yellow", "green", "white", "black")
-SWEEP_IMAGES = 4
+SWEEP_IMAGES = 4  # Rows of the figure.
+PROBE_PARTS = ("body", "wing")  # The parts toy_birds.PROBE_TEMPLATE gives its colour.
+PALETTE = np.array(list(toy_birds.PALETTE.values()), np.float32)
+ACCURACY = "sweep_colour_accuracy"  # The metric over all colours; per colour, accuracy_name(c).
 
 
-def caption_sweep(manipulator: Manipulator) -> Image.Image:
-    """A grid: rows of a toy_birds test image and its probe-sentence edits in each colour."""
+def accuracy_name(colour: str) -> str:
+    """The metric name of one sweep colour's accuracy."""
+    return f"sweep_accuracy_{colour}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRow:
+    """One test image and its edits, one per SWEEP_COLOURS colour (uint8, the image's size)."""
+
+    example: dict[str, object]
+    edits: list[np.ndarray]
+
+
+def sweep_rows(manipulator: Manipulator, count: int) -> list[SweepRow]:
+    """Test images 0 .. count-1, each edited (seed = its index) with the probe in every colour."""
     texts = [toy_birds.PROBE_TEMPLATE.format(colour) for colour in SWEEP_COLOURS]
-    rows, captions = [], []
-    for index in range(SWEEP_IMAGES):
-        seed = toy_birds.example_seed("test", index)
-        example = toy_birds.generate_example(seed, manipulator.image_size)
-        image = np.asarray(example["image"])
-        rows.append([image, *manipulator.edit(image, texts, seed=index).images])
-        captions.append(example["captions"][0])
+    rows = []
+    with stage("evaluate", f"caption sweep of {count} test images in {len(texts)} colours"):
+        for index in range(count):
+            example = toy_birds.generate_example(
+                toy_birds.example_seed("test", index), manipulator.image_size
+            )
+            edits = manipulator.edit(np.asarray(example["image"]), texts, seed=index).images
+            rows.append(SweepRow(example, edits))
+    return rows
+
+
+def edits_of(rows: list[SweepRow], index: int) -> np.ndarray:
+    """The edits for colour SWEEP_COLOURS[index] of every row: (rows, H, W, 3) uint8."""
+    return np.stack([row.edits[index] for row in rows])
+
+
+def colour_following(rows: list[SweepRow]) -> dict[str, float]:
+    """Per sweep colour (accuracy_name) and averaged over them (ACCURACY): for each visible
+    PROBE_PARTS part of each image, whether of the image's six edits the one asked for that colour
+    has the part's mean colour nearest to it (ties share the credit), so an edit that ignores the
+    words scores 1/6 and one that paints each named colour 1."""
+    parts = [toy_birds.PART_NAMES.index(part) for part in PROBE_PARTS]
+    masks = np.stack([np.asarray(row.example["part_masks"])[..., parts] for row in rows])
+    masks = masks.astype(np.float32)
+    visible = np.sum(masks > metrics.PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
+    means = np.stack(
+        [
+            np.asarray(metrics.part_means(edits_of(rows, index).astype(np.float32), masks))
+            for index in range(len(SWEEP_COLOURS))
+        ]
+    )  # (colours, images, parts, 3)
+    per_colour = {}
+    for index, colour in enumerate(SWEEP_COLOURS):
+        distances = np.sum(np.square(means - PALETTE[toy_birds.COLOR_NAMES.index(colour)]), -1)
+        nearest = distances == distances.min(axis=0)
+        credit = nearest[index] / nearest.sum(axis=0)
+        per_colour[accuracy_name(colour)] = float(np.mean(credit[visible]))
+    return {ACCURACY: float(np.mean(list(per_colour.values()))), **per_colour}
+
+
+def caption_sweep(rows: list[SweepRow]) -> Image.Image:
+    """A grid: the first SWEEP_IMAGES rows, each a test image and its edits in every colour."""
+    shown = rows[:SWEEP_IMAGES]
+    images = [[np.asarray(row.example["image"]), *row.edits] for row in shown]
+    captions = [row.example["captions"][0] for row in shown]
     headers = ["test image", *SWEEP_COLOURS]
-    return figures.grid_rows(rows, captions, headers, text_width=240)
+    return figures.grid_rows(images, captions, headers, text_width=240)

@@ -17,6 +17,7 @@ def eval_config(data_dir: str, seed: int):
     config = train_config(data_dir, **{"train.num_steps": 2, "seed": seed})
     config.evaluate.batch_size = EVAL_BATCH
     config.evaluate.grid_rows = 3
+    config.evaluate.sweep_images = 6
     return config
 
 

@@ -28,6 +28,8 @@ PAPER_AND_TOY = {
     "edit_psnr",
     "edit_ssim",
     "background_change",
+    sweep.ACCURACY,
+    *(sweep.accuracy_name(colour) for colour in sweep.SWEEP_COLOURS),
 }
 
 
@@ -45,6 +47,8 @@ def test_evaluate_writes_metrics_report_and_figures(evaluated_workdirs):
     assert set(values) >= PAPER_AND_TOY
     assert all(np.isfinite(v) for v in values.values())
     assert 0 <= values["r_precision"] <= 1 and 0 <= values["edit_ssim"] <= 1
+    colours = [values[sweep.accuracy_name(colour)] for colour in sweep.SWEEP_COLOURS]
+    assert all(0 <= v <= 1 for v in colours) and values[sweep.ACCURACY] == np.mean(colours)
     assert 0 <= values["mask_score_hm"] <= 255**2 and 0 <= values["background_change"] <= 255
     assert values["sharpness_real"] > 0 and abs(values["mp"]) <= 1
     assert record["protocol"]["r_precision_candidates"] == TOY_COUNTS["test"]
