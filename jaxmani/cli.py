@@ -9,10 +9,8 @@ checks it once (jaxmani.config_check) and makes one library call. A user mistake
 import dataclasses
 import os
 import re
-import signal
 import sys
 import textwrap
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +19,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 import configs
+from jaxmani import interrupts
 from jaxmani.errors import UserError
 from jaxmani.progress import stage
 
@@ -28,7 +27,6 @@ USAGE_STATUS = 2
 INTERRUPTED_STATUS = 130
 VERBOSITY_NAMES = ("debug", "info", "warning", "error", "fatal")
 HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1"
-REDELIVERY_SECONDS = 0.01  # How long a swallowed Ctrl-C waits before it is raised again.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -825,38 +823,21 @@ def huge_page_environment(environ: dict[str, str]) -> dict[str, str] | None:
     return {**environ, "GLIBC_TUNABLES": merged}
 
 
-def redeliver_swallowed_interrupt(unraisable: Any) -> None:
-    """`sys.unraisablehook`: raises a Ctrl-C that Python swallowed again, a moment later; anything
-    else goes to Python's own hook.
-
-    Python only prints an exception raised in a garbage-collector callback or a `__del__`, so a
-    Ctrl-C that lands in one (JAX registers a gc callback) was lost: `prepare` went on and
-    finished. A timer thread sends SIGINT again once the hook has returned, so the interrupt
-    reaches ordinary code; should it land in such a place again, this repeats.
-    """
-    if unraisable.exc_type is None or not issubclass(unraisable.exc_type, KeyboardInterrupt):
-        sys.__unraisablehook__(unraisable)
-        return
-    timer = threading.Timer(REDELIVERY_SECONDS, signal.raise_signal, (signal.SIGINT,))
-    timer.daemon = True
-    timer.start()
-
-
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: a UserError is one line and status 2, Ctrl-C status 130.
 
     As a console script (no `argv`) on glibc, it first re-executes itself with
-    huge_page_environment. A Ctrl-C that Python would swallow is raised again
-    (redeliver_swallowed_interrupt).
+    huge_page_environment. A Ctrl-C that Python swallowed is raised again (`interrupts`).
     """
     environment = huge_page_environment(dict(os.environ)) if argv is None else None
     if environment is not None:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
-    sys.unraisablehook = redeliver_swallowed_interrupt
+    sys.unraisablehook = interrupts.remember
     flags.FLAGS.mark_as_parsed()  # Libraries may read absl flags; jaxmani parses its own.
     logging.use_absl_handler()  # Python logging (JAX's included) follows --verbosity.
     try:
         main(sys.argv[1:] if argv is None else argv)
+        interrupts.check()
     except UserError as e:
         fail(f"error: {e}")
     except KeyboardInterrupt:

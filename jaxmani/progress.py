@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping
 
 import tqdm
 
+from jaxmani import interrupts
+
 HEARTBEAT_SECONDS = 10.0  # Interval of the "still running" lines of a long `stage`.
 
 
@@ -51,7 +53,9 @@ class Progress:
         self.clock = time.perf_counter()
 
     def update(self, step: int, values: Mapping[str, float] | None = None) -> None:
-        """Advances by one step; with `values`, shows them on the bar or prints one line."""
+        """Advances by one step (raising a swallowed Ctrl-C, `interrupts.check`); with `values`,
+        shows them on the bar or prints one line."""
+        interrupts.check()
         self.bar.update(1)
         if values is None:
             return

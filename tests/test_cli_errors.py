@@ -207,9 +207,20 @@ def test_mistake_is_one_line_and_leaves_nothing(results, index, args):
     assert sorted(p.name for p in directory.iterdir()) == sorted(name.rstrip("/") for name in FILES)
 
 
+# Runs `python ARGS` with SIGINT at its default, as under a terminal. A process that starts with
+# SIGINT ignored keeps ignoring it (Python installs no handler then), and the test runner's worker
+# processes were found with SIGINT ignored in full suite runs. (A Popen preexec_fn would do the
+# same, but forks a multithreaded process.)
+PREPARE_TOY = ("prepare", "--config.data.data_dir=data")
+WITH_DEFAULT_CTRL_C = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
 def test_ctrl_c_during_prepare_is_one_line_and_leaves_no_dataset(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "jaxmani.cli", "prepare", "--config.data.data_dir=data"],
+        [sys.executable, "-c", WITH_DEFAULT_CTRL_C, "-m", "jaxmani.cli", *PREPARE_TOY],
         cwd=tmp_path,
         env=ENVIRONMENT,
         stdout=subprocess.PIPE,

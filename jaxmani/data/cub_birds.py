@@ -48,6 +48,7 @@ import tqdm
 from absl import logging
 from PIL import Image
 
+from jaxmani import interrupts
 from jaxmani.data.safe_pickle import load_pickle
 from jaxmani.data.text import Vocabulary, tokenize
 from jaxmani.masks.fcn import EXPORT_COMMAND, FcnMasker
@@ -524,6 +525,7 @@ class CubBirds(tfds.core.GeneratorBasedBuilder):
         if masker is not None:
             examples = add_fcn_masks(examples, masker)
         for key, example in examples:
+            interrupts.check()
             self.report.written[split] += 1
             yield key, example
 

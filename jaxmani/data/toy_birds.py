@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image, ImageFilter
 
+from jaxmani import interrupts
 from jaxmani.data.text import Vocabulary, tokenize
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -539,6 +540,7 @@ class ToyBirds(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str, count: int) -> Iterator[tuple[str, dict]]:
         side = self.builder_config.image_size
         for index in range(count):
+            interrupts.check()
             key = example_id(split, index)
             example = generate_example(example_seed(split, index), side)
             example["image"] = encode_png(example["image"])
