@@ -56,7 +56,7 @@ SPLIT_SEEDS: dict[str, int] = {"train": 0, "test": 1}
 # caption sweep of `jaxmani evaluate` and the colour cosines of `jaxmani pretrain` use it.
 PROBE_TEMPLATE = "this bird has a {0} body and {0} wings"
 
-_RGB = np.array(list(PALETTE.values()), dtype=np.float32)
+PALETTE_RGB = np.array(list(PALETTE.values()), dtype=np.float32)  # Row i: COLOR_NAMES[i].
 _ALL = tuple(range(len(COLOR_NAMES)))
 _ALLOWED_COLORS: dict[str, tuple[int, ...]] = {
     "body": _ALL,
@@ -356,7 +356,7 @@ def layout_bird(spec: BirdSpec, size: int) -> BirdLayout:
 def paint_bird(background: np.ndarray, layout: BirdLayout, colors: Sequence[int]) -> np.ndarray:
     """Composites the bird in `colors` (one index per part) over `background`: uint8 (S, S, 3)."""
     bird = layout.labels >= 0
-    rgb = _RGB[np.asarray(colors)][layout.labels[bird]] * layout.shade[bird][:, None]
+    rgb = PALETTE_RGB[np.asarray(colors)][layout.labels[bird]] * layout.shade[bird][:, None]
     dark = rgb.mean(-1, keepdims=True) < 90
     stripe_rgb = np.where(dark, rgb + (255 - rgb) * 0.45, rgb * 0.5)
     rgb = np.where(layout.stripes[bird][:, None], stripe_rgb, rgb)

@@ -41,7 +41,6 @@ from jaxmani.progress import Progress
 from jaxmani.train import checkpoint, loop
 
 EVAL_DIR = "eval"
-PALETTE = np.array(list(toy_birds.PALETTE.values()), np.float32)
 # Name -> (what it measures, which direction is better), in report order.
 METRICS: dict[str, tuple[str, str]] = {
     "mask_score_hm": ("mask score (Table I), HM mask of the pair, 0-255 MSE", "lower"),
@@ -214,7 +213,7 @@ def toy_metrics(inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
         "background_change": metrics.background_change(original, edit, inputs["mask"]),
     }
     if "part_masks" in inputs and "edit_attributes" in inputs:
-        palette = jnp.asarray(PALETTE)
+        palette = jnp.asarray(toy_birds.PALETTE_RGB)
         values["part_colour_accuracy"] = metrics.part_colour_accuracy(
             edit, inputs["part_masks"], inputs["edit_attributes"], palette
         )

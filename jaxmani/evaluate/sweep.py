@@ -22,7 +22,6 @@ SWEEP_FILE = "caption_sweep.png"
 SWEEP_COLOURS = ("red", "blue", "yellow", "green", "white", "black")
 SWEEP_IMAGES = 4  # Rows of the figure.
 PROBE_PARTS = ("body", "wing")  # The parts toy_birds.PROBE_TEMPLATE gives its colour.
-PALETTE = np.array(list(toy_birds.PALETTE.values()), np.float32)
 ACCURACY = "sweep_colour_accuracy"  # The metric over all colours; per colour, accuracy_name(c).
 
 
@@ -75,7 +74,8 @@ def colour_following(rows: list[SweepRow]) -> dict[str, float]:
     )  # (colours, images, parts, 3)
     per_colour = {}
     for index, colour in enumerate(SWEEP_COLOURS):
-        distances = np.sum(np.square(means - PALETTE[toy_birds.COLOR_NAMES.index(colour)]), -1)
+        target = toy_birds.PALETTE_RGB[toy_birds.COLOR_NAMES.index(colour)]
+        distances = np.sum(np.square(means - target), axis=-1)
         nearest = distances == distances.min(axis=0)
         credit = nearest[index] / nearest.sum(axis=0)
         per_colour[accuracy_name(colour)] = float(np.mean(credit[visible]))
