@@ -7,6 +7,7 @@ checks it once (jaxmani.config_check) and makes one library call. A user mistake
 """
 
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -276,7 +277,8 @@ def command_evaluate(run: Invocation) -> None:
         out = evaluate.evaluate_params(
             run.config, values["out"], **{k: v or "" for k, v in converted.items()}
         )
-    figures = sorted(name for name in os.listdir(out) if name.endswith(".png"))
+    with open(os.path.join(out, "metrics.json")) as f:
+        figures = json.load(f)["figures"]
     print(f"wrote {out}/metrics.json, {out}/report.md and figures: {', '.join(figures)}")
 
 

@@ -568,6 +568,7 @@ def evaluate_model(model: Model, out_dir: str, curves: str = "") -> str:
             record["metrics"].update(sweep.colour_following(rows))
             sweep.caption_sweep(rows).save(os.path.join(out_dir, sweep.SWEEP_FILE))
             images.append(sweep.SWEEP_FILE)
+        record["figures"] = images
         with open(os.path.join(out_dir, "metrics.json"), "w") as f:
             json.dump(record, f, indent=2)
         with open(os.path.join(out_dir, "report.md"), "w") as f:

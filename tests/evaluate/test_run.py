@@ -53,6 +53,12 @@ def test_evaluate_writes_metrics_report_and_figures(evaluated_workdirs):
     assert values["sharpness_real"] > 0 and abs(values["mp"]) <= 1
     assert record["protocol"]["r_precision_candidates"] == TOY_COUNTS["test"]
     assert set(record["skipped"]) >= {"fid", "inception_score"}
+    assert record["figures"] == [
+        "edit_grid.png",
+        "attention.png",
+        "loss_curves.png",
+        "caption_sweep.png",
+    ]
     assert "config.pretrained.fid_inception" in record["skipped"]["fid"]
     with open(os.path.join(out_dir, "report.md")) as f:
         report = f.read()
@@ -86,7 +92,7 @@ def test_evaluation_is_deterministic(evaluated_workdirs, toy_data_dir, tmp_path,
     cli.main(["evaluate", f"--workdir={workdir}", f"--out={again}"])
     first = read_record(os.path.join(workdir, "eval", "2"))
     assert read_record(again)["metrics"] == first["metrics"]
-    figures_written = "attention.png, caption_sweep.png, edit_grid.png, loss_curves.png"
+    figures_written = "edit_grid.png, attention.png, loss_curves.png, caption_sweep.png"
     wrote = f"wrote {again}/metrics.json, {again}/report.md and figures: {figures_written}"
     assert capsys.readouterr().out.splitlines()[-1] == wrote
 
