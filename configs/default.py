@@ -46,6 +46,9 @@ def get_config() -> ml_collections.ConfigDict:
     # few conv blocks with a region grid of image_size/8, for toy data).
     config.model.image.encoder = "small"
     config.model.image.width = 64  # Base width of the "small" encoder (unused by "inception").
+    # How the "small" encoder pools its region features into the global code: "mean" or "max"
+    # (unused by "inception", whose code is the trunk's average pool as in the baseline).
+    config.model.image.pool = "mean"
 
     # Pretrained weights: jaxmani params files made by `jaxmani convert` or `jaxmani pretrain`.
     # "" means seeded random weights (fine for toy runs and tests; meaningless for real data).

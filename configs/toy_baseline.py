@@ -39,4 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     # the baseline's 0.5 and 2e-3 (0.138, 1.00) or 0.5 and 5e-4 (0.183, 0.95): see the README.
     config.model.text.dropout = 0.0
     config.pretrain.lr = 1e-3
+    # The image code pools the small encoder's last block by its maximum: with the mean, a bird's
+    # blue, green, white or black mixed with the sky, leaves and water of the scene (README).
+    config.model.image.pool = "max"
     return config

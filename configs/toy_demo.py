@@ -9,8 +9,9 @@ true mask, SAD kernel 9) with changes for a run this short: the paired-edit L1 (
 image with the dataset's ground-truth edit caption and is pulled towards the ground-truth edit;
 not a method of the paper), G's learning rate 1e-3 instead of 2e-4, batch 8 (twice the steps of
 batch 16 in the same time) and no perceptual term. The EMA decay is 0.99 (the baseline's 0.999
-would leave half of the initial weights in G-EMA after 600 steps). Expected: the sweep's birds
-take the colour the sentence names (README, "The demo").
+would leave half of the initial weights in G-EMA after 600 steps). Like every toy config, its DAMSM
+image code is max-pooled. Expected (README, "The demo"): the sweep's birds turn red and yellow when
+the sentence says so, blue and green in most runs, white and black not yet.
 """
 
 import ml_collections

@@ -4,7 +4,9 @@
 # `jaxmani report` with the paper's tables beside ours.
 #   launch/ablation.sh [OUT]          (default OUT: runs/ablation)
 # Environment: STEPS (GAN steps per run, default 120), PRETRAIN_STEPS (DAMSM steps, default 1500),
-# SEEDS (seeds of the key comparison, default "0 1 2"), EMA_DECAY (G-EMA decay, default 0.99).
+# SEEDS (seeds of the key comparison, default "0 1 2"), EMA_DECAY (G-EMA decay, default 0.99),
+# IMAGE_POOL (the small DAMSM image encoder's code pool, default max; the README's study ran with
+# mean).
 # Sized for about 90 minutes on 2 CPU cores: 12 runs of STEPS steps at ~2 s per step, each with
 # its evaluation (~1.5 min), after a 10-minute DAMSM pretraining (measured 2026-12-02: the 12 runs
 # took 74 minutes). G-EMA decays by EMA_DECAY: the
@@ -17,17 +19,18 @@ pretrain_steps=${PRETRAIN_STEPS:-1500}
 seeds=${SEEDS:-0 1 2}
 ema_decay=${EMA_DECAY:-0.99}
 data=(--config.data.data_dir="$out/data")
+pool=(--config.model.image.pool="${IMAGE_POOL:-max}")
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$out/xla_cache}
 
 jaxmani prepare --config=toy_baseline "${data[@]}"
 if [[ ! -f "$out/damsm/image_encoder.msgpack" ]]; then
-  jaxmani pretrain --config=toy_baseline "${data[@]}" \
+  jaxmani pretrain --config=toy_baseline "${data[@]}" "${pool[@]}" \
     --config.pretrain.num_steps="$pretrain_steps" --workdir="$out/damsm"
 fi
 
 run() {  # run CONFIG SEED: train (or resume) and evaluate one workdir.
   local workdir="$out/$1-seed$2"
-  jaxmani train --config="$1" "${data[@]}" --config.seed="$2" \
+  jaxmani train --config="$1" "${data[@]}" "${pool[@]}" --config.seed="$2" \
     --config.pretrained.text_encoder="$out/damsm/text_encoder.msgpack" \
     --config.pretrained.image_encoder="$out/damsm/image_encoder.msgpack" \
     --config.train.num_steps="$steps" --config.train.checkpoint_every="$steps" \

@@ -37,6 +37,7 @@ def run_script(tmp_path, out):
         "STEPS": "7",
         "SEEDS": "0 1",
         "EMA_DECAY": "0.9",
+        "IMAGE_POOL": "mean",
     }
     subprocess.run(["bash", str(SCRIPT), str(out)], env=env, check=True, timeout=60)
     return calls.read_text().splitlines()
@@ -47,6 +48,7 @@ def test_every_table_row_then_the_key_comparison_over_seeds_then_the_report(tmp_
     calls = run_script(tmp_path, out)
     assert calls[0].startswith("prepare --config=toy_baseline")
     assert calls[1].startswith("pretrain --config=toy_baseline")
+    assert "--config.model.image.pool=mean" in calls[1]
     trains = [c for c in calls if c.startswith("train ")]
     runs = [
         (c.split()[1].removeprefix("--config="), c.split("--config.seed=")[1].split()[0])
@@ -57,6 +59,7 @@ def test_every_table_row_then_the_key_comparison_over_seeds_then_the_report(tmp_
     assert runs == expected
     for call in trains:
         assert "--config.train.num_steps=7" in call and "--config.optim.ema_decay=0.9" in call
+        assert "--config.model.image.pool=mean" in call
         assert f"--config.pretrained.image_encoder={out}/damsm/image_encoder.msgpack" in call
     assert len([c for c in calls if c.startswith("evaluate ")]) == len(expected)
     report = calls[-1].split()

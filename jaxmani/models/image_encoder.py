@@ -15,6 +15,7 @@ from jaxmani.models.layers import Conv, dtypes, padding, resize_bilinear
 
 INCEPTION_SIZE = 299
 SMALL_BLOCKS = 3  # Stride-2 blocks of the small encoder: its region grid is the image side / 8.
+SMALL_POOLS = ("mean", "max")  # How the small encoder pools its last block into the code.
 LEAKY_SLOPE = 0.2
 
 
@@ -44,12 +45,16 @@ class SmallImageEncoder(nn.Module):
 
     Three conv3x3 stride-2 blocks (`conv1`..`conv3`, widths `width`, 2 `width`, 4 `width`, with
     bias) each followed by LeakyReLU 0.2, then the two projections: `emb_features` on the last
-    block, `emb_cnn_code` on its spatial mean. It has no BatchNorm or dropout, so the one call
-    serves training and inference and needs no mutable collections.
+    block, `emb_cnn_code` on its spatial mean or maximum (`pool`). It has no BatchNorm or dropout,
+    so the one call serves training and inference and needs no mutable collections.
+
+    The maximum lets a bird's colour reach the code however little of the image it covers; the
+    mean mixes it with the background's colours (README, "The demo").
     """
 
     embedding_dim: int = 256
     width: int = 64
+    pool: str = "mean"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -78,5 +83,6 @@ class SmallImageEncoder(nn.Module):
             )
             x = nn.leaky_relu(conv(x), LEAKY_SLOPE)
         region = Conv(self.embedding_dim, (1, 1), use_bias=False, name="emb_features", **kw)(x)
-        code = nn.Dense(self.embedding_dim, name="emb_cnn_code", **kw)(jnp.mean(x, axis=(1, 2)))
+        pooled = jnp.max(x, axis=(1, 2)) if self.pool == "max" else jnp.mean(x, axis=(1, 2))
+        code = nn.Dense(self.embedding_dim, name="emb_cnn_code", **kw)(pooled)
         return region, code

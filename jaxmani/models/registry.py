@@ -12,7 +12,12 @@ from jaxmani.errors import UserError
 from jaxmani.models.blocks import IMAGE_SIZES
 from jaxmani.models.discriminator import Discriminator
 from jaxmani.models.generator import Generator
-from jaxmani.models.image_encoder import SMALL_BLOCKS, ImageEncoder, SmallImageEncoder
+from jaxmani.models.image_encoder import (
+    SMALL_BLOCKS,
+    SMALL_POOLS,
+    ImageEncoder,
+    SmallImageEncoder,
+)
 from jaxmani.models.inception import InceptionV3
 from jaxmani.models.text_encoder import TextEncoder
 from jaxmani.models.vgg import VGG16Features
@@ -80,7 +85,9 @@ def create_network(
     if name == "image_encoder":
         if model.image.encoder == "inception":
             return ImageEncoder(embedding_dim=model.embedding_dim)
-        return SmallImageEncoder(embedding_dim=model.embedding_dim, width=model.image.width)
+        return SmallImageEncoder(
+            embedding_dim=model.embedding_dim, width=model.image.width, pool=model.image.pool
+        )
     if name == "vgg":
         return VGG16Features()
     if name == "inception":
@@ -99,6 +106,11 @@ def check_model_config(config: ml_collections.ConfigDict) -> None:
         raise UserError(
             f"config.model.image.encoder={config.model.image.encoder!r}: choose one of "
             f"{', '.join(IMAGE_ENCODERS)}"
+        )
+    if config.model.image.pool not in SMALL_POOLS:
+        raise UserError(
+            f"config.model.image.pool={config.model.image.pool!r}: choose one of "
+            f"{', '.join(SMALL_POOLS)}"
         )
 
 

@@ -68,8 +68,9 @@ def test_small_encoder_grid_is_an_eighth_of_the_image(image_size: int) -> None:
     assert code.shape == (2, EMBED)
 
 
-def test_small_encoder_projections_and_gradients_without_mutable_state() -> None:
-    model = SmallImageEncoder(embedding_dim=EMBED, width=4)
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_small_encoder_projections_and_gradients_without_mutable_state(pool: str) -> None:
+    model = SmallImageEncoder(embedding_dim=EMBED, width=4, pool=pool)
     images = jax.random.uniform(jax.random.key(1), (2, 64, 64, 3), minval=-1.0, maxval=1.0)
     variables = ref.he_variables(jax.eval_shape(model.init, jax.random.key(0), images))
 
@@ -85,7 +86,8 @@ def test_small_encoder_projections_and_gradients_without_mutable_state() -> None
     expected_region = np.einsum("bhwc,ce->bhwe", last, params["emb_features"]["kernel"][0, 0])
     np.testing.assert_allclose(region, expected_region, rtol=1e-4, atol=1e-5)
     cnn = params["emb_cnn_code"]
-    expected_code = last.mean(axis=(1, 2)) @ cnn["kernel"] + cnn["bias"]
+    pooled = last.max(axis=(1, 2)) if pool == "max" else last.mean(axis=(1, 2))
+    expected_code = pooled @ cnn["kernel"] + cnn["bias"]
     np.testing.assert_allclose(code, expected_code, rtol=1e-4, atol=1e-5)
     for path, grad in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0, path

@@ -64,7 +64,10 @@ def test_discriminator_takes_the_configured_size(image_size: int) -> None:
 def test_image_encoder_choice_and_bn_axis_name() -> None:
     assert isinstance(registry.create_network("image_encoder", bird.get_config()), ImageEncoder)
     small = registry.create_network("image_encoder", tiny.get_config())
-    assert isinstance(small, SmallImageEncoder) and small.width == 8
+    assert isinstance(small, SmallImageEncoder) and small.width == 8 and small.pool == "mean"
+    config = tiny.get_config()
+    config.model.image.pool = "max"
+    assert registry.create_network("image_encoder", config).pool == "max"
     for name in ("generator", "discriminator"):
         assert registry.create_network(name, tiny.get_config()).bn_axis_name is None
         module = registry.create_network(name, tiny.get_config(), bn_axis_name="batch")
@@ -76,6 +79,10 @@ def test_unsupported_size_or_encoder_is_a_user_error() -> None:
         registry.create_network("generator", tiny_config(96))
     with pytest.raises(UserError, match="encoder='vit': choose one of inception, small"):
         registry.create_network("image_encoder", tiny_config(64, "vit"))
+    config = tiny_config(64)
+    config.model.image.pool = "median"
+    with pytest.raises(UserError, match="pool='median': choose one of mean, max"):
+        registry.create_network("image_encoder", config)
 
 
 def test_config_sizes_and_parity_switches() -> None:
