@@ -7,8 +7,8 @@
 The train command reads the DAMSM encoders that the pretrain command writes to runs/toy_damsm.
 Expected, as the paper's claims go: edits that follow the caption's colours, the background only
 as stable as G's reconstruction (no mask loss). Measured so far only over short runs: the study's
-120-step runs follow no caption; the demo (toy_demo, 600 steps with a supervised edit term) follows
-some colours (README, "The demo" and "The reproduction study").
+120-step runs follow no caption; the demo (toy_demo, 1,200 steps with a supervised edit term)
+follows most colours (README, "The demo" and "The reproduction study").
 """
 
 import ml_collections

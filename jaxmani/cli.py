@@ -426,8 +426,8 @@ COMMANDS = (
             "<workdir>/data, the DAMSM encoders in <workdir>/damsm, the run in <workdir>/train "
             "and its report, metrics, edit grid and caption sweep (test images edited with one "
             "sentence in six colours) in <workdir>/train/eval/<step>. A rerun "
-            "reuses what an interrupted one finished. The default config, toy_demo, takes 10 "
-            "(AVX-512) to 18 (AVX2) minutes on 2 CPU cores."
+            "reuses what an interrupted one finished. The default config, toy_demo, takes about "
+            "15 minutes on 2 CPU cores with AVX-512, about twice that with AVX2 only."
         ),
         handler=command_demo,
         flags=(
@@ -441,7 +441,7 @@ COMMANDS = (
         ),
         examples=(
             "jaxmani demo --workdir=demo",
-            "jaxmani demo --workdir=demo --config.train.num_steps=1000",
+            "jaxmani demo --workdir=demo --config.train.num_steps=2000",
         ),
         default_config="toy_demo",
     ),
