@@ -68,6 +68,7 @@ MISTAKES = [
     (("info", "--config.data.image_size=100"), "config.data.image_size=100: the networks", ()),
     ((*TRAIN, "--config.loss.g.mask_source=fcm"), "mask_source='fcm': choose one of", ("run",)),
     ((*TRAIN, "--config.train.dtype=float16"), "dtype='float16': choose one of", ("run",)),
+    ((*TRAIN, "--config.model.image.pool=median"), "pool='median': choose one of", ("run",)),
     ((*TRAIN, "--config.data.builder_config=128"), "unknown config '128' for dataset", ("run",)),
     # Directories that are files or cannot be created.
     (("train", "--config=tiny", "--workdir=afile"), "--workdir=afile is a file", ()),

@@ -15,7 +15,8 @@ from jaxmani.models.layers import Conv, dtypes, padding, resize_bilinear
 
 INCEPTION_SIZE = 299
 SMALL_BLOCKS = 3  # Stride-2 blocks of the small encoder: its region grid is the image side / 8.
-SMALL_POOLS = ("mean", "max")  # How the small encoder pools its last block into the code.
+# How the small encoder may pool its last block into the code (SmallImageEncoder.pool).
+SMALL_POOLS = {"mean": jnp.mean, "max": jnp.max}
 LEAKY_SLOPE = 0.2
 
 
@@ -83,6 +84,6 @@ class SmallImageEncoder(nn.Module):
             )
             x = nn.leaky_relu(conv(x), LEAKY_SLOPE)
         region = Conv(self.embedding_dim, (1, 1), use_bias=False, name="emb_features", **kw)(x)
-        pooled = jnp.max(x, axis=(1, 2)) if self.pool == "max" else jnp.mean(x, axis=(1, 2))
+        pooled = SMALL_POOLS[self.pool](x, axis=(1, 2))
         code = nn.Dense(self.embedding_dim, name="emb_cnn_code", **kw)(pooled)
         return region, code
