@@ -41,6 +41,13 @@ from jaxmani.progress import Progress
 from jaxmani.train import checkpoint, loop
 
 EVAL_DIR = "eval"
+
+
+def edited_part_name(part: str) -> str:
+    """The metric name of edited-part accuracy restricted to one toy_birds part."""
+    return f"edited_part_accuracy_{part}"
+
+
 # Name -> (what it measures, which direction is better), in report order.
 METRICS: dict[str, tuple[str, str]] = {
     "mask_score_hm": ("mask score (Table I), HM mask of the pair, 0-255 MSE", "lower"),
@@ -59,6 +66,10 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "part_colour_accuracy": ("toy: parts whose mean colour is the caption's colour", "higher"),
     "edited_part_accuracy": ("toy: the same over the parts the edit recolours", "higher"),
+    **{
+        edited_part_name(part): (f"toy: the same for the {part} alone, where recoloured", "higher")
+        for part in toy_birds.PART_NAMES
+    },
     sweep.ACCURACY: (
         "toy: of the six edits with 'this bird has a <colour> body and <colour> wings', the "
         "one asked for a colour has body and wings nearest to it (chance 1/6)",
@@ -72,6 +83,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "inception_score": ("Inception Score of the edits (seed protocol, 10 splits)", "higher"),
     "inception_score_std": ("std of the Inception Score over the splits (N - 1)", "-"),
 }
+NOTHING_TO_MEASURE = (
+    "no test image has what it measures (for a part: no ground-truth edit recolours it)"
+)
 # FID / IS -> the config.pretrained field of their converted Inception weights.
 INCEPTION_WEIGHTS = {"fid": "fid_inception", "inception_score": "inception"}
 
@@ -218,13 +232,18 @@ def toy_metrics(inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
             edit, inputs["part_masks"], inputs["edit_attributes"], palette
         )
         if "attributes" in inputs:
+            edited = inputs["edit_attributes"] != inputs["attributes"]
             values["edited_part_accuracy"] = metrics.part_colour_accuracy(
-                edit,
-                inputs["part_masks"],
-                inputs["edit_attributes"],
-                palette,
-                inputs["edit_attributes"] != inputs["attributes"],
+                edit, inputs["part_masks"], inputs["edit_attributes"], palette, edited
             )
+            for index, part in enumerate(toy_birds.PART_NAMES):
+                values[edited_part_name(part)] = metrics.part_colour_accuracy(
+                    edit,
+                    inputs["part_masks"],
+                    inputs["edit_attributes"],
+                    palette,
+                    edited & (jnp.arange(edited.shape[1]) == index),
+                )
     return values
 
 
@@ -389,13 +408,16 @@ def grid_entries(
 
 
 def summarize(model: Model, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Means over the valid examples of every per-image metric, plus R-precision."""
+    """Means over the valid examples of every per-image metric, plus R-precision; a metric that
+    no valid example has a value for is skipped, not written as NaN."""
     valid = arrays["valid"]
-    values = {
+    means = {
         name: metrics.valid_mean(arrays[name], valid)
         for name in METRICS
         if name in arrays and arrays[name].ndim == 1
     }
+    values = {name: value for name, value in means.items() if not math.isnan(value)}
+    skipped = {name: NOTHING_TO_MEASURE for name, value in means.items() if math.isnan(value)}
     evaluate = model.config.evaluate
     mean, std, candidates = metrics.r_precision(
         arrays["code"][valid],
@@ -407,7 +429,7 @@ def summarize(model: Model, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
         repeats=evaluate.r_precision_repeats,
     )
     values.update(r_precision=mean, r_precision_std=std)
-    return {"values": values, "r_precision_candidates": candidates}
+    return {"values": values, "skipped": skipped, "r_precision_candidates": candidates}
 
 
 def inception_skips(config: ml_collections.ConfigDict) -> dict[str, str]:
@@ -557,7 +579,7 @@ def evaluate_model(model: Model, out_dir: str, curves: str = "") -> str:
     result = run_pass(model, keep_images=len(skipped) < len(INCEPTION_WEIGHTS))
     summary = summarize(model, result.arrays)
     summary["values"].update(inception_values(config, result, skipped))
-    summary["skipped"] = skipped
+    summary["skipped"] = {**skipped, **summary["skipped"]}
     record = metrics_record(model, summary, int(result.arrays["valid"].sum()))
     if jax.process_index() == 0:
         os.makedirs(out_dir, exist_ok=True)

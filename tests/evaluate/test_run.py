@@ -53,6 +53,10 @@ def test_evaluate_writes_metrics_report_and_figures(evaluated_workdirs):
     assert values["sharpness_real"] > 0 and abs(values["mp"]) <= 1
     assert record["protocol"]["r_precision_candidates"] == TOY_COUNTS["test"]
     assert set(record["skipped"]) >= {"fid", "inception_score"}
+    parts = {run.edited_part_name(part) for part in toy_birds.PART_NAMES}
+    unmeasured = parts - set(values)
+    assert all(record["skipped"][name] == run.NOTHING_TO_MEASURE for name in unmeasured)
+    assert parts & set(values), "some part is recoloured by some test edit"
     assert record["figures"] == [
         "edit_grid.png",
         "attention.png",
@@ -156,3 +160,11 @@ def test_toy_metrics_of_the_ground_truth_edit():
     unchanged = jax.device_get(run.toy_metrics({**inputs, "edit": inputs["original"]}))
     assert unchanged["edited_part_accuracy"][0] == 0.0
     assert 0.0 < unchanged["part_colour_accuracy"][0] < 1.0
+    edited = arrays["edit_attributes"][0] != arrays["attributes"][0]
+    assert 0 < edited.sum() < len(toy_birds.PART_NAMES)
+    for index, part in enumerate(toy_birds.PART_NAMES):
+        name = run.edited_part_name(part)
+        if edited[index]:
+            assert perfect[name][0] == 1.0 and unchanged[name][0] == 0.0, part
+        else:
+            assert np.isnan(perfect[name][0]) and np.isnan(unchanged[name][0]), part
