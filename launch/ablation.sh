@@ -5,8 +5,11 @@
 #   launch/ablation.sh [OUT]          (default OUT: runs/ablation)
 # Environment: STEPS (GAN steps per run, default 120), PRETRAIN_STEPS (DAMSM steps, default 1500),
 # SEEDS (seeds of the key comparison, default "0 1 2"), EMA_DECAY (G-EMA decay, default 0.99),
-# IMAGE_POOL (the small DAMSM image encoder's code pool, default max; the README's study ran with
-# mean).
+# IMAGE_POOL (the small DAMSM image encoder's code pool, default max; the README's 120-step study
+# ran with mean), ROWS (the Table rows trained at seed 0, default the six toy_* method configs;
+# empty for none), KEY (the key comparison's two configs, default "toy_baseline toy_combined").
+# The comparison at the demo's recipe, where the edits follow the captions (about 80 minutes):
+#   ROWS= KEY="toy_demo_baseline toy_demo" STEPS=1200 PRETRAIN_STEPS=600 launch/ablation.sh OUT
 # Sized for about 90 minutes on 2 CPU cores: 12 runs of STEPS steps at ~2 s per step, each with
 # its evaluation (~1.5 min), after a 10-minute DAMSM pretraining (measured 2026-12-02: the 12 runs
 # took 74 minutes). G-EMA decays by EMA_DECAY: the
@@ -18,6 +21,8 @@ steps=${STEPS:-120}
 pretrain_steps=${PRETRAIN_STEPS:-1500}
 seeds=${SEEDS:-0 1 2}
 ema_decay=${EMA_DECAY:-0.99}
+rows=${ROWS-toy_hm toy_mask toy_nsl toy_gm toy_sad5 toy_sad9}
+read -r -a key <<<"${KEY:-toy_baseline toy_combined}"
 data=(--config.data.data_dir="$out/data")
 pool=(--config.model.image.pool="${IMAGE_POOL:-max}")
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$out/xla_cache}
@@ -42,11 +47,12 @@ run() {  # run CONFIG SEED: train (or resume) and evaluate one workdir.
 }
 
 workdirs=()
-for config in toy_hm toy_mask toy_nsl toy_gm toy_sad5 toy_sad9; do
+for config in $rows; do
   run "$config" 0
 done
 for seed in $seeds; do
-  run toy_baseline "$seed"
-  run toy_combined "$seed"
+  for config in "${key[@]}"; do
+    run "$config" "$seed"
+  done
 done
 jaxmani report "${workdirs[@]}" --out="$out/report.md"

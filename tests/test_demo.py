@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from configs import tiny, toy_demo
+from configs import tiny, toy_demo, toy_demo_baseline
 from jaxmani import cli, demo
-from jaxmani.evaluate import sweep
+from jaxmani.evaluate import report, sweep
 from tests.conftest import TOY_COUNTS
 
 
@@ -74,3 +74,12 @@ def test_demo_trains_evaluates_and_a_rerun_reuses_the_finished_stages(tmp_path, 
     status = capsys.readouterr().err
     assert "demo: 2/4 DAMSM encoders already in " in status
     assert "pretrain step" not in status
+
+
+def test_the_demo_baseline_is_the_demo_without_the_papers_methods():
+    demo_config, baseline = toy_demo.get_config(), toy_demo_baseline.get_config()
+    assert report.method_of(demo_config) == "mask_pretrained+sad9+paired_edit"
+    assert report.method_of(baseline) == report.PAIRED_EDIT
+    baseline.loss.g.mask_weight = demo_config.loss.g.mask_weight
+    baseline.loss.d.sad_weight = demo_config.loss.d.sad_weight
+    assert baseline.to_dict() == demo_config.to_dict()

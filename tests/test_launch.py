@@ -21,7 +21,7 @@ esac
 """
 
 
-def run_script(tmp_path, out):
+def run_script(tmp_path, out, **extra_env):
     """Runs the script with the fake jaxmani first on PATH; returns the recorded calls."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -38,6 +38,7 @@ def run_script(tmp_path, out):
         "SEEDS": "0 1",
         "EMA_DECAY": "0.9",
         "IMAGE_POOL": "mean",
+        **extra_env,
     }
     subprocess.run(["bash", str(SCRIPT), str(out)], env=env, check=True, timeout=60)
     return calls.read_text().splitlines()
@@ -50,13 +51,9 @@ def test_every_table_row_then_the_key_comparison_over_seeds_then_the_report(tmp_
     assert calls[1].startswith("pretrain --config=toy_baseline")
     assert "--config.model.image.pool=mean" in calls[1]
     trains = [c for c in calls if c.startswith("train ")]
-    runs = [
-        (c.split()[1].removeprefix("--config="), c.split("--config.seed=")[1].split()[0])
-        for c in trains
-    ]
     expected = [(row, "0") for row in TABLE_ROWS]
     expected += [(config, seed) for seed in "01" for config in ("toy_baseline", "toy_combined")]
-    assert runs == expected
+    assert trained_runs(calls) == expected
     for call in trains:
         assert "--config.train.num_steps=7" in call and "--config.optim.ema_decay=0.9" in call
         assert "--config.model.image.pool=mean" in call
@@ -65,6 +62,23 @@ def test_every_table_row_then_the_key_comparison_over_seeds_then_the_report(tmp_
     report = calls[-1].split()
     assert report[0] == "report" and report[-1] == f"--out={out}/report.md"
     assert report[1:-1] == [f"{out}/{config}-seed{seed}" for config, seed in expected]
+
+
+def trained_runs(calls):
+    """(config, seed) of each recorded train call, in order."""
+    return [
+        (c.split()[1].removeprefix("--config="), c.split("--config.seed=")[1].split()[0])
+        for c in calls
+        if c.startswith("train ")
+    ]
+
+
+def test_rows_and_key_choose_the_demo_scale_comparison(tmp_path):
+    out = tmp_path / "demo_study"
+    calls = run_script(tmp_path, out, ROWS="", KEY="toy_demo_baseline toy_demo")
+    expected = [(config, seed) for seed in "01" for config in ("toy_demo_baseline", "toy_demo")]
+    assert trained_runs(calls) == expected
+    assert calls[-1].split()[1:-1] == [f"{out}/{config}-seed{seed}" for config, seed in expected]
 
 
 def test_a_rerun_skips_pretraining_and_finished_evaluations(tmp_path):
