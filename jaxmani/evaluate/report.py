@@ -285,6 +285,7 @@ TOY_COLUMNS = (
     "part_colour_accuracy",
     "edited_part_accuracy",
     "sweep_colour_accuracy",
+    "sweep_unnamed_following",
     "r_precision",
     "mp",
 )

@@ -79,6 +79,11 @@ METRICS: dict[str, tuple[str, str]] = {
         sweep.accuracy_name(colour): (f"toy: the same for {colour} alone", "higher")
         for colour in sweep.SWEEP_COLOURS
     },
+    sweep.UNNAMED: (
+        "toy: the same over the parts the sentence does not name (head, crown, tail, beak, eyes):"
+        " 1/6 when the edits keep them, 1 when they paint the whole bird",
+        "lower",
+    ),
     "fid": ("FID (config.evaluate.fid_protocol) of the edits against the test images", "lower"),
     "inception_score": ("Inception Score of the edits (seed protocol, 10 splits)", "higher"),
     "inception_score_std": ("std of the Inception Score over the splits (N - 1)", "-"),

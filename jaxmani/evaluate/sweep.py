@@ -3,7 +3,8 @@
 Every toy_birds test image i < config.evaluate.sweep_images is edited (seed i) with
 `toy_birds.PROBE_TEMPLATE` in each SWEEP_COLOURS colour. `colour_following` measures, for each
 colour and over all of them, how often the edit asked for a colour is the one whose body and wings
-come nearest to it (chance 1/6); the figure `caption_sweep` shows the first SWEEP_IMAGES rows, so
+come nearest to it (chance 1/6), and the same over the parts the sentence does not name (1/6 when
+the edits keep them); the figure `caption_sweep` shows the first SWEEP_IMAGES rows, so
 one look shows whether the colours follow the words. `jaxmani evaluate` writes both for every
 toy_birds model.
 """
@@ -22,7 +23,9 @@ SWEEP_FILE = "caption_sweep.png"
 SWEEP_COLOURS = ("red", "blue", "yellow", "green", "white", "black")
 SWEEP_IMAGES = 4  # Rows of the figure.
 PROBE_PARTS = ("body", "wing")  # The parts toy_birds.PROBE_TEMPLATE gives its colour.
+UNNAMED_PARTS = tuple(part for part in toy_birds.PART_NAMES if part not in PROBE_PARTS)
 ACCURACY = "sweep_colour_accuracy"  # The metric over all colours; per colour, accuracy_name(c).
+UNNAMED = "sweep_unnamed_following"  # ACCURACY's measure over UNNAMED_PARTS: 1/6 if kept.
 
 
 def accuracy_name(colour: str) -> str:
@@ -61,8 +64,19 @@ def colour_following(rows: list[SweepRow]) -> dict[str, float]:
     """Per sweep colour (accuracy_name) and averaged over them (ACCURACY): for each visible
     PROBE_PARTS part of each image, whether of the image's six edits the one asked for that colour
     has the part's mean colour nearest to it (ties share the credit), so an edit that ignores the
-    words scores 1/6 and one that paints each named colour 1."""
-    parts = [toy_birds.PART_NAMES.index(part) for part in PROBE_PARTS]
+    words scores 1/6 and one that paints each named colour 1. UNNAMED is the same average over the
+    parts the sentence does not name: 1/6 when the edits keep them, 1 when they paint the whole
+    bird."""
+    per_colour = following_credit(rows, PROBE_PARTS)
+    named = {accuracy_name(c): v for c, v in zip(SWEEP_COLOURS, per_colour, strict=True)}
+    unnamed = following_credit(rows, UNNAMED_PARTS)
+    return {ACCURACY: float(np.mean(per_colour)), **named, UNNAMED: float(np.mean(unnamed))}
+
+
+def following_credit(rows: list[SweepRow], part_names: tuple[str, ...]) -> list[float]:
+    """Per SWEEP_COLOURS colour: the mean credit, over the visible `part_names` parts of every
+    image, of that colour's edit being the one whose part mean is nearest to the colour."""
+    parts = [toy_birds.PART_NAMES.index(part) for part in part_names]
     masks = np.stack([np.asarray(row.example["part_masks"])[..., parts] for row in rows])
     masks = masks.astype(np.float32)
     visible = np.sum(masks > metrics.PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
@@ -72,14 +86,13 @@ def colour_following(rows: list[SweepRow]) -> dict[str, float]:
             for index in range(len(SWEEP_COLOURS))
         ]
     )  # (colours, images, parts, 3)
-    per_colour = {}
+    credits = []
     for index, colour in enumerate(SWEEP_COLOURS):
         target = toy_birds.PALETTE_RGB[toy_birds.COLOR_NAMES.index(colour)]
         distances = np.sum(np.square(means - target), axis=-1)
         nearest = distances == distances.min(axis=0)
-        credit = nearest[index] / nearest.sum(axis=0)
-        per_colour[accuracy_name(colour)] = float(np.mean(credit[visible]))
-    return {ACCURACY: float(np.mean(list(per_colour.values()))), **per_colour}
+        credits.append(float(np.mean((nearest[index] / nearest.sum(axis=0))[visible])))
+    return credits
 
 
 def caption_sweep(rows: list[SweepRow]) -> Image.Image:

@@ -29,6 +29,7 @@ PAPER_AND_TOY = {
     "edit_ssim",
     "background_change",
     sweep.ACCURACY,
+    sweep.UNNAMED,
     *(sweep.accuracy_name(colour) for colour in sweep.SWEEP_COLOURS),
 }
 

@@ -43,7 +43,20 @@ def test_rows_are_the_test_images_edited_with_their_index_as_seed():
 def test_edits_in_the_named_colour_score_one_everywhere():
     values = sweep.colour_following(sweep.sweep_rows(Painter(named_colour), COUNT))
     every = {sweep.accuracy_name(colour): 1.0 for colour in sweep.SWEEP_COLOURS}
-    assert values == {sweep.ACCURACY: 1.0, **every}
+    assert values == {sweep.ACCURACY: 1.0, **every, sweep.UNNAMED: 1.0}
+
+
+def test_edits_of_only_the_named_parts_leave_the_unnamed_ones_at_one_sixth():
+    probe = [toy_birds.PART_NAMES.index(part) for part in sweep.PROBE_PARTS]
+    rows = []
+    for row in sweep.sweep_rows(Painter(named_colour), COUNT):
+        image = np.asarray(row.example["image"])
+        named = np.asarray(row.example["part_masks"])[..., probe].sum(-1, keepdims=True) > 0
+        edits = [np.where(named, painted, image) for painted in row.edits]
+        rows.append(sweep.SweepRow(row.example, edits))
+    values = sweep.colour_following(rows)
+    assert values[sweep.ACCURACY] == 1.0
+    assert values[sweep.UNNAMED] == pytest.approx(1 / len(sweep.SWEEP_COLOURS))
 
 
 @pytest.mark.parametrize("edit", ["one colour", "the input"])
