@@ -96,6 +96,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Paired-edit L1 (toy_birds only, not a method of the paper): G also edits the image with the
     # dataset's ground-truth edit caption and is pulled towards the ground-truth edit; 0 = off.
     config.loss.g.paired_edit_weight = 0.0
+    # The same L1 averaged over only the pixels the ground-truth edit recolours, per image, so the
+    # few edited pixels are not outweighed by the unchanged rest; needs paired_edit_weight > 0.
+    config.loss.g.edited_region_weight = 0.0
     config.loss.d = ml_collections.ConfigDict()
     config.loss.d.sad_weight = 0.0  # SAD: weight of blurred reals labelled fake (seed: 1); 0 = off.
     config.loss.d.sad_filter = "box"  # SAD blur: "box" (per channel), "gaussian", "seed" (grey).

@@ -20,12 +20,14 @@ import ml_collections
 from configs import toy_combined
 
 PAIRED_EDIT_WEIGHT = 25.0  # As strong as the MAE-mask term.
+EDITED_REGION_WEIGHT = 25.0  # The same L1 over only the recoloured pixels.
 
 
 def get_config() -> ml_collections.ConfigDict:
     """Returns the demo configuration."""
     config = toy_combined.get_config()
     config.loss.g.paired_edit_weight = PAIRED_EDIT_WEIGHT
+    config.loss.g.edited_region_weight = EDITED_REGION_WEIGHT
     config.loss.g.perceptual_weight = 0.0
     config.optim.g.lr = 1e-3
     config.pretrain.num_steps = 600

@@ -27,6 +27,7 @@ METHOD_SWITCHES = (
     "loss.g.nsl_weight",
     "loss.g.gm_mode",
     "loss.g.paired_edit_weight",
+    "loss.g.edited_region_weight",
     "loss.d.sad_weight",
     "model.d.sharp_channel",
 )

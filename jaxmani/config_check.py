@@ -69,6 +69,7 @@ NON_NEGATIVE_FLOATS = (
     "loss.g.mask_weight",
     "loss.g.nsl_weight",
     "loss.g.paired_edit_weight",
+    "loss.g.edited_region_weight",
     "loss.d.sad_weight",
 )
 BETAS = ("optim.g.b1", "optim.g.b2", "optim.d.b1", "optim.d.b2")  # Adam betas: [0, 1).
@@ -141,6 +142,17 @@ def check_sad_kernels(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def check_paired_edit(config: ml_collections.ConfigDict) -> None:
+    """The edited-region term measures the paired edit, which G makes only when it is on."""
+    region = field(config, "loss.g.edited_region_weight")
+    if region and not field(config, "loss.g.paired_edit_weight"):
+        raise UserError(
+            f"config.loss.g.edited_region_weight={region!r}: needs "
+            "config.loss.g.paired_edit_weight > 0 (the paired edit it measures); set it or set "
+            "this weight to 0"
+        )
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Raises a UserError naming the first field whose value jaxmani cannot run with.
 
@@ -158,4 +170,5 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_range(config, ("model.text.dropout",), lambda v: 0 <= v < 1, "in [0, 1)")
     check_range(config, ("loss.g.mask_threshold",), lambda v: 0 <= v <= 255, "in [0, 255]")
     check_sad_kernels(config)
+    check_paired_edit(config)
     check_names(config)

@@ -195,6 +195,12 @@ BAD_VALUES = [
     ("optim.g.lr", 0.0, "config.optim.g.lr=0.0: must be > 0"),
     ("pretrain.lr", -1e-3, "config.pretrain.lr=-0.001: must be > 0"),
     ("loss.g.mask_weight", -1.0, "config.loss.g.mask_weight=-1.0: must be >= 0 (0 = off)"),
+    ("loss.g.edited_region_weight", -1.0, "config.loss.g.edited_region_weight=-1.0: must be >= 0"),
+    (
+        "loss.g.edited_region_weight",
+        2.0,
+        "config.loss.g.edited_region_weight=2.0: needs config.loss.g.paired_edit_weight > 0",
+    ),
     ("optim.d.b1", 1.0, "config.optim.d.b1=1.0: must be in [0, 1)"),
     ("optim.g.b2", -0.1, "config.optim.g.b2=-0.1: must be in [0, 1)"),
     ("optim.ema_decay", 1.01, "config.optim.ema_decay=1.01: must be in [0, 1]"),

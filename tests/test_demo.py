@@ -12,9 +12,10 @@ from tests.conftest import TOY_COUNTS
 
 
 def demo_test_config():
-    """configs/tiny.py with two DAMSM and two GAN steps, with the demo's paired-edit term."""
+    """configs/tiny.py with two DAMSM and two GAN steps, with the demo's paired-edit terms."""
     config = tiny.get_config()
     config.loss.g.paired_edit_weight = toy_demo.PAIRED_EDIT_WEIGHT
+    config.loss.g.edited_region_weight = toy_demo.EDITED_REGION_WEIGHT
     config.model.text.vocab_size = 0
     config.pretrain.num_steps = 2
     config.pretrain.batch_size = 2
@@ -30,6 +31,7 @@ def test_the_demo_config_is_the_combined_method_with_short_budgets():
     assert config.train.num_steps <= 1200 and config.pretrain.num_steps <= 600
     assert config.optim.ema_decay == 0.99
     assert config.loss.g.paired_edit_weight > 0 and config.optim.g.lr == 1e-3
+    assert config.loss.g.edited_region_weight > 0
 
 
 def test_the_cli_refuses_overrides_of_exactly_the_fields_the_demo_sets():

@@ -27,7 +27,7 @@ import optax
 from flax import linen as nn
 
 from jaxmani import generate
-from jaxmani.losses import damsm, gradient, kl, mask, perceptual, sad, sharpness
+from jaxmani.losses import damsm, gradient, kl, mask, paired_edit, perceptual, sad, sharpness
 from jaxmani.losses.adversarial import binary_cross_entropy
 from jaxmani.models.layers import norm_dtype
 from jaxmani.train.state import TrainState, create_optimizer, update_ema
@@ -212,7 +212,9 @@ def generator_loss(
         label = sharpness.sharp_region(real)
         terms["g_nsl"] = sharpness.naive_sharpness_loss(fake, label, weights.nsl_gamma)
     if weights.paired_edit_weight:
-        terms["g_paired_edit"] = jnp.mean(jnp.abs(paired[0] - batch["edit_image"]))
+        target = batch["edit_image"]
+        terms["g_paired_edit"] = paired_edit.paired_edit_loss(paired[0], target)
+        terms["g_edited_region"] = paired_edit.edited_region_loss(paired[0], target, real)
     # A term of weight 0 leaves the graph (and the logs): XLA removes its forward and backward.
     terms = {name: value for name, value in terms.items() if weights[f"{name[2:]}_weight"]}
     total = sum(weights[f"{name[2:]}_weight"] * value for name, value in terms.items())

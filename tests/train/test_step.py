@@ -117,19 +117,23 @@ def test_same_seed_same_step():
         np.testing.assert_array_equal(a, b)
 
 
-def test_paired_edit_term_is_the_l1_of_g_under_the_edit_caption():
+def test_paired_edit_terms_are_the_l1s_of_g_under_the_edit_caption():
     config = shrink(importlib.import_module("configs.toy_combined").get_config())
     batch = synthetic_batch(config)
     rng = np.random.default_rng(5)
-    b, s, t = config.train.batch_size, config.data.image_size, config.data.words_num
+    b, t = config.train.batch_size, config.data.words_num
     lengths = np.asarray([4, 6][:b], np.int32)
     ids = rng.integers(1, config.model.text.vocab_size, (b, t))
     batch["edit_caption"] = np.where(np.arange(t)[None] < lengths[:, None], ids, 0).astype(np.int32)
     batch["edit_caption_length"] = lengths
-    batch["edit_image"] = rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32)
+    edit_image = np.array(batch["image"])  # The edit recolours a patch of the first image only.
+    edit_image[0, 2:6, 1:7] = rng.uniform(-1, 1, (4, 6, 3))
+    batch["edit_image"] = edit_image
     _, off_state, off = run_step(config, batch)
     config.loss.g.paired_edit_weight = 3.0
     state, on_state, on = run_step(config, batch)
+    config.loss.g.edited_region_weight = 2.0
+    region = run_step(config, batch)[2]
 
     assert set(on) == set(off) | {"g_paired_edit"}
     for term in set(off) - {"g_loss", "g_grad_norm"}:
@@ -149,6 +153,15 @@ def test_paired_edit_term_is_the_l1_of_g_under_the_edit_caption():
     )
     expected = np.mean(np.abs(np.asarray(outputs["image"]) - batch["edit_image"]))
     np.testing.assert_allclose(on["g_paired_edit"], expected, rtol=1e-5)
+    patch_error = np.mean(
+        np.abs(np.asarray(outputs["image"])[0, 2:6, 1:7] - edit_image[0, 2:6, 1:7])
+    )
+    np.testing.assert_allclose(region["g_edited_region"], patch_error / b, rtol=1e-5)
+    assert set(region) == set(on) | {"g_edited_region"}
+    np.testing.assert_allclose(region["g_paired_edit"], on["g_paired_edit"], rtol=1e-6)
+    np.testing.assert_allclose(
+        region["g_loss"], on["g_loss"] + 2.0 * region["g_edited_region"], rtol=1e-5
+    )
     for a, b in zip(
         jax.tree_util.tree_leaves(off_state.g_batch_stats),
         jax.tree_util.tree_leaves(on_state.g_batch_stats),
