@@ -75,7 +75,7 @@ _SCENE_PHRASES: dict[str, tuple[str, ...]] = {
     "branch": ("near a branch", "by a tree branch", "next to some twigs"),
     "water": ("over the water", "near a lake", "by the water"),
 }
-_PART_NOUNS: dict[str, tuple[str, ...]] = {
+PART_NOUNS: dict[str, tuple[str, ...]] = {
     "body": ("body", "breast", "belly"),
     "wing": ("wings",),
     "head": ("head",),
@@ -85,6 +85,7 @@ _PART_NOUNS: dict[str, tuple[str, ...]] = {
     "eye": ("eyes",),
 }
 _PLURAL_NOUNS = frozenset({"wings", "eyes"})
+_NOUN_PART = {noun: PART_NAMES.index(part) for part, nouns in PART_NOUNS.items() for noun in nouns}
 _T = TypeVar("_T")
 
 
@@ -366,7 +367,7 @@ def paint_bird(background: np.ndarray, layout: BirdLayout, colors: Sequence[int]
 
 
 def _noun_phrase(rng: np.random.Generator, part: str, color: int) -> str:
-    noun = _pick(rng, _PART_NOUNS[part])
+    noun = _pick(rng, PART_NOUNS[part])
     name = COLOR_NAMES[color]
     if noun in _PLURAL_NOUNS:
         return f"{name} {noun}"
@@ -374,7 +375,7 @@ def _noun_phrase(rng: np.random.Generator, part: str, color: int) -> str:
 
 
 def _clause(rng: np.random.Generator, part: str, color: int) -> str:
-    noun = _pick(rng, _PART_NOUNS[part])
+    noun = _pick(rng, PART_NOUNS[part])
     verb = "are" if noun in _PLURAL_NOUNS else "is"
     return f"{_pick(rng, ('its', 'the'))} {noun} {verb} {COLOR_NAMES[color]}"
 
@@ -426,6 +427,28 @@ def _caption_parts(rng: np.random.Generator) -> list[list[str]]:
         extra = [p for p in _shuffled(rng, PART_NAMES) if p not in names]
         names |= set(extra[: target - len(names)])
         parts.append([p for p in _shuffled(rng, PART_NAMES) if p in names])
+    return parts
+
+
+def token_parts(tokens: Sequence[str]) -> list[int]:
+    """For each token of a tokenised toy_birds caption, the index in PART_NAMES of the part it
+    names or colours (a part noun, the colour word before it, the colour after "<noun> is|are",
+    the colour in "<colour> bird", which is the body's), -1 for every other token."""
+    parts = [-1] * len(tokens)
+    colours = frozenset(COLOR_NAMES)
+    for i, token in enumerate(tokens):
+        noun = _NOUN_PART.get(token, -1)
+        if noun >= 0:
+            parts[i] = noun
+        part = PART_NAMES.index("body") if token == "bird" else noun
+        if part < 0:
+            continue
+        if i > 0 and tokens[i - 1] in colours:
+            parts[i - 1] = part
+            continue
+        after = tokens[i + 1 : i + 3]
+        if noun >= 0 and len(after) == 2 and after[0] in ("is", "are") and after[1] in colours:
+            parts[i + 2] = part
     return parts
 
 

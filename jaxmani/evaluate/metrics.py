@@ -16,6 +16,7 @@ from jaxmani.masks.filters import laplacian, to_grey
 
 PIXEL_MAX = 255.0
 PART_PIXEL_THRESHOLD = 0.5  # A (resampled, fractional) part-mask value above this is the part.
+EPS = 1e-12  # Guards the attention lift's divisions (a part covering every region, say).
 R_PRECISION_CANDIDATES = 100  # The true caption plus 99 random others (AttnGAN).
 
 
@@ -101,6 +102,32 @@ def part_colour_accuracy(
     correct = (part_colours(images, part_masks, palette) == target_colours) & counted
     count = jnp.sum(counted, axis=1)
     return jnp.where(count > 0, jnp.sum(correct, axis=1) / jnp.maximum(count, 1), jnp.nan)
+
+
+def part_attention_lift(
+    attention: jax.Array, part_masks: jax.Array, token_parts: jax.Array
+) -> jax.Array:
+    """Per image: for each caption token that names or colours a visible part (`token_parts`
+    (B, T), the part's index, -1 for other tokens), the mean attention G's regions inside the part
+    give the token over the mean the other regions give it (each region weighted by the share of
+    it the part covers), averaged over those tokens; NaN for an image with none. 1: the attention
+    ignores where the part is. `attention` (B, h, w, T) is over words per region; `part_masks`
+    (B, S, S, P) with S a multiple of h and w."""
+    batch, height, width, length = attention.shape
+    side, num_parts = part_masks.shape[1], part_masks.shape[-1]
+    cover = part_masks.reshape(batch, height, side // height, width, side // width, num_parts)
+    cover = jnp.mean(cover, axis=(2, 4)).reshape(batch, height * width, num_parts)
+    token_cover = jnp.einsum("brp,btp->brt", cover, jax.nn.one_hot(token_parts, num_parts))
+    weights = attention.reshape(batch, height * width, length)
+    inside = jnp.sum(token_cover * weights, axis=1) / jnp.maximum(jnp.sum(token_cover, axis=1), EPS)
+    outside_cover = 1.0 - token_cover
+    outside = jnp.sum(outside_cover * weights, axis=1) / jnp.maximum(
+        jnp.sum(outside_cover, axis=1), EPS
+    )
+    counted = (token_parts >= 0) & (jnp.sum(token_cover, axis=1) > 0)
+    lift = jnp.where(counted, inside / jnp.maximum(outside, EPS), 0.0)
+    count = jnp.sum(counted, axis=1)
+    return jnp.where(count > 0, jnp.sum(lift, axis=1) / jnp.maximum(count, 1), jnp.nan)
 
 
 def valid_mean(values: np.ndarray, valid: np.ndarray) -> float:

@@ -21,7 +21,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -70,6 +70,11 @@ METRICS: dict[str, tuple[str, str]] = {
         edited_part_name(part): (f"toy: the same for the {part} alone, where recoloured", "higher")
         for part in toy_birds.PART_NAMES
     },
+    "part_attention_lift": (
+        "toy: how many times more G's word attention (its S/4 grid) gives a part's noun and colour "
+        "word in that part's regions than elsewhere (1: it ignores where the part is)",
+        "higher",
+    ),
     sweep.ACCURACY: (
         "toy: of the six edits with 'this bird has a <colour> body and <colour> wings', the "
         "one asked for a colour has body and wings nearest to it (chance 1/6)",
@@ -249,7 +254,21 @@ def toy_metrics(inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
                     palette,
                     edited & (jnp.arange(edited.shape[1]) == index),
                 )
+    if "attention" in inputs and "part_masks" in inputs:
+        values["part_attention_lift"] = metrics.part_attention_lift(
+            inputs["attention"], inputs["part_masks"], inputs["token_parts"]
+        )
     return values
+
+
+def caption_token_parts(
+    words: Sequence[str], captions: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
+    """(B, T) int32: toy_birds.token_parts of each caption's words, -1 at padding."""
+    parts = np.full(captions.shape, -1, np.int32)
+    for row, (ids, length) in enumerate(zip(captions, lengths, strict=True)):
+        parts[row, :length] = toy_birds.token_parts([words[i] for i in ids[:length]])
+    return parts
 
 
 def pixels_and_units(name: str, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -378,6 +397,11 @@ def run_pass(model: Model, keep_images: bool) -> Pass:
                 for key in ("part_masks", "edit_attributes", "attributes"):
                     if key in batch:
                         toy_inputs[key] = batch[key]
+                if "part_masks" in batch:
+                    toy_inputs["attention"] = toy["attention"]
+                    toy_inputs["token_parts"] = caption_token_parts(
+                        model.vocabulary.words, batch["edit_caption"], batch["edit_caption_length"]
+                    )
                 row.update(jax.device_get(jit_toy(toy_inputs)))
                 shown = {"caption": batch["edit_caption"], "target": batch["edit_image"], **toy}
             collected.add(row)

@@ -138,6 +138,29 @@ def test_captions_name_the_attribute_colours():
         assert {p for p in PARTS if truth[p] != edit[p]} <= set(named)
 
 
+def test_token_parts_mark_each_part_noun_and_its_colour_word():
+    for index in range(60):
+        seed = toy_birds.example_seed("test", index)
+        spec = toy_birds.sample_bird(seed)
+        captions, edit_caption = toy_birds.write_captions(seed, spec)
+        for caption, colours in [(c, spec.colors) for c in captions] + [
+            (edit_caption, spec.edit_colors)
+        ]:
+            tokens = tokenize(caption)
+            parts = toy_birds.token_parts(tokens)
+            assert len(parts) == len(tokens)
+            named = parse_colors(caption)
+            marked = {PARTS[p] for p in parts if p >= 0}
+            assert marked == set(named), caption
+            for token, part in zip(tokens, parts, strict=True):
+                if token in NOUNS:
+                    assert part == PARTS.index(NOUNS[token]), caption
+                elif token in toy_birds.COLOR_NAMES:
+                    assert toy_birds.COLOR_NAMES[colours[part]] == token, caption
+                else:
+                    assert part == -1, (caption, token)
+
+
 def test_stored_captions_parse_to_stored_attributes(data_dir):
     for ex in read_split(data_dir, "test"):
         truth = {p: toy_birds.COLOR_NAMES[c] for p, c in zip(PARTS, ex["attributes"], strict=True)}

@@ -150,6 +150,27 @@ def test_part_colour_accuracy_on_toy_ground_truth():
     assert np.isnan(metrics.part_colour_accuracy(flat, no_parts, target, palette)[0])
 
 
+def test_part_attention_lift_closed_forms():
+    # A 2x2 attention grid over 4x4 images; part 0 covers the top-left cell, part 1 half of the
+    # top-right cell, part 2 nothing.
+    masks = np.zeros((1, 4, 4, 3), np.float32)
+    masks[0, :2, :2, 0] = 1.0
+    masks[0, :2, 2, 1] = 1.0
+    attention = np.zeros((1, 2, 2, 4), np.float32)
+    attention[0, :, :, 0] = [[0.6, 0.2], [0.2, 0.2]]  # token 0: part 0, 0.6 against 0.2 -> 3
+    attention[0, :, :, 1] = [[0.1, 0.4], [0.3, 0.3]]  # token 1: part 1, 0.4 against 0.9/3.5
+    attention[0, :, :, 2] = 0.25  # token 2: part 2, not visible: not counted
+    attention[0, :, :, 3] = [[0.1, 0.2], [0.3, 0.3]]  # token 3: no part
+    tokens = np.array([[0, 1, 2, -1]], np.int32)
+    lift = float(metrics.part_attention_lift(attention, masks, tokens)[0])
+    # Token 1: inside 0.5 * 0.4 / 0.5 = 0.4; outside (0.1 + 0.5 * 0.4 + 0.3 + 0.3) / 3.5.
+    assert lift == pytest.approx((3.0 + 0.4 / (0.9 / 3.5)) / 2, rel=1e-6)
+    uniform = np.full((1, 2, 2, 4), 0.25, np.float32)
+    assert float(metrics.part_attention_lift(uniform, masks, tokens)[0]) == pytest.approx(1.0)
+    no_parts = np.full((1, 4), -1, np.int32)
+    assert np.isnan(metrics.part_attention_lift(attention, masks, no_parts)[0])
+
+
 def test_valid_mean_skips_padding_and_nan():
     values = np.array([1.0, 3.0, np.nan, 100.0])
     assert metrics.valid_mean(values, np.array([True, True, True, False])) == 2.0

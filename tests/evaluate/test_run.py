@@ -28,6 +28,7 @@ PAPER_AND_TOY = {
     "edit_psnr",
     "edit_ssim",
     "background_change",
+    "part_attention_lift",
     sweep.ACCURACY,
     sweep.UNNAMED,
     *(sweep.accuracy_name(colour) for colour in sweep.SWEEP_COLOURS),
@@ -140,6 +141,17 @@ def test_inception_metrics_need_their_weights_fields(toy_data_dir):
     skipped = run.inception_skips(config)
     assert set(skipped) == {"fid", "inception_score"}
     assert "config.pretrained.inception " in skipped["inception_score"]
+
+
+def test_caption_token_parts_follow_the_words_and_skip_padding():
+    words = ("<end>", "a", "red", "crown", "and", "its", "wings", "are", "blue")
+    captions = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [5, 6, 7, 8, 0, 0, 0, 0]])
+    parts = run.caption_token_parts(words, captions, np.array([8, 4]))
+    crown, wing = toy_birds.PART_NAMES.index("crown"), toy_birds.PART_NAMES.index("wing")
+    np.testing.assert_array_equal(
+        parts,
+        [[-1, crown, crown, -1, -1, wing, -1, wing], [-1, wing, -1, wing, -1, -1, -1, -1]],
+    )
 
 
 def test_toy_metrics_of_the_ground_truth_edit():
