@@ -8,7 +8,7 @@
 # IMAGE_POOL (the small DAMSM image encoder's code pool, default max; the README's 120-step study
 # ran with mean), ROWS (the Table rows trained at seed 0, default the six toy_* method configs;
 # empty for none), KEY (the key comparison's two configs, default "toy_baseline toy_combined").
-# The comparison at the demo's recipe, where the edits follow the captions (about 80 minutes):
+# The comparison at the demo's recipe, where the edits follow the captions (about 70 minutes):
 #   ROWS= KEY="toy_demo_baseline toy_demo" STEPS=1200 PRETRAIN_STEPS=600 launch/ablation.sh OUT
 # Sized for about 90 minutes on 2 CPU cores: 12 runs of STEPS steps at ~2 s per step, each with
 # its evaluation (~1.5 min), after a 10-minute DAMSM pretraining (measured 2026-12-02: the 12 runs
