@@ -8,7 +8,7 @@ a G term of weight 0 is neither computed nor logged.
 The one exception to a single G pass is toy_birds' paired-edit term (`loss.g.paired_edit_weight`,
 not a method of the paper): inside the same differentiated function G also edits the batch with
 its ground-truth edit captions, with the same noise, and only the first pass's BatchNorm statistics
-are kept.
+are kept; `loss.g.edited_region_weight` weighs the same edit's L1 over the recoloured pixels.
 
 The same function runs under `jax.jit` on the global batch or under `jax.pmap` (StepModels with
 `axis_name`, networks built with that `bn_axis_name`) on one device's rows of it: BatchNorm then
