@@ -69,6 +69,11 @@ MISTAKES = [
     ((*TRAIN, "--config.loss.g.mask_source=fcm"), "mask_source='fcm': choose one of", ("run",)),
     ((*TRAIN, "--config.train.dtype=float16"), "dtype='float16': choose one of", ("run",)),
     ((*TRAIN, "--config.model.image.pool=median"), "pool='median': choose one of", ("run",)),
+    (
+        (*TRAIN, "--config.loss.g.edited_region_weight=25"),
+        "edited_region_weight=25.0: needs config.loss.g.paired_edit_weight > 0",
+        ("run",),
+    ),
     ((*TRAIN, "--config.data.builder_config=128"), "unknown config '128' for dataset", ("run",)),
     # Directories that are files or cannot be created.
     (("train", "--config=tiny", "--workdir=afile"), "--workdir=afile is a file", ()),

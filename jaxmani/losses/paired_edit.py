@@ -18,7 +18,7 @@ def recoloured_pixels(target: jax.Array, real: jax.Array) -> jax.Array:
 def edited_region_loss(edit: jax.Array, target: jax.Array, real: jax.Array) -> jax.Array:
     """mean(|edit - target|) over each image's recoloured pixels (0 for an image the edit leaves
     unchanged), then over the batch: the few pixels an edit changes weigh as much as the rest."""
-    region = jax.lax.stop_gradient(recoloured_pixels(target, real))
+    region = recoloured_pixels(target, real)
     error = jnp.sum(jnp.abs(edit - target) * region, axis=(1, 2, 3))
     count = edit.shape[-1] * jnp.sum(region, axis=(1, 2, 3))
     return jnp.mean(error / jnp.maximum(count, 1.0))
