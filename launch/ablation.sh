@@ -5,15 +5,16 @@
 #   launch/ablation.sh [OUT]          (default OUT: runs/ablation)
 # Environment: STEPS (GAN steps per run, default 120), PRETRAIN_STEPS (DAMSM steps, default 1500),
 # SEEDS (seeds of the key comparison, default "0 1 2"), EMA_DECAY (G-EMA decay, default 0.99),
-# IMAGE_POOL (the small DAMSM image encoder's code pool, default max; the README's 120-step study
+# IMAGE_POOL (the small DAMSM image encoder's code pool, default max; the study of 2026-12-02
 # ran with mean), ROWS (the Table rows trained at seed 0, default the six toy_* method configs;
 # empty for none), KEY (the key comparison's two configs, default "toy_baseline toy_combined").
 # The comparison at the demo's recipe, where the edits follow the captions (about 70 minutes):
 #   ROWS= KEY="toy_demo_baseline toy_demo" STEPS=1200 PRETRAIN_STEPS=600 launch/ablation.sh OUT
-# Sized for about 90 minutes on 2 CPU cores: 12 runs of STEPS steps at ~2 s per step, each with
-# its evaluation (~1.5 min), after a 10-minute DAMSM pretraining (measured 2026-12-02: the 12 runs
-# took 74 minutes). G-EMA decays by EMA_DECAY: the
-# baseline's 0.999 would leave 89% of the initial weights in G-EMA after 120 steps (0.99: 30%).
+# Sized for at most about 90 minutes on 2 CPU cores: 12 runs of STEPS steps, each with its
+# evaluation, after the DAMSM pretraining (measured 2026-12-07 with avx512f: 35 minutes in all;
+# on 2026-12-02 the 12 runs alone took 74 minutes on an older avx2-only CPU). G-EMA decays by
+# EMA_DECAY: the baseline's 0.999 would leave 89% of the initial weights in G-EMA after 120 steps
+# (0.99: 30%).
 # A rerun skips finished runs and resumes interrupted ones.
 set -euo pipefail
 out=${1:-runs/ablation}
