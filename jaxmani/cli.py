@@ -425,9 +425,10 @@ COMMANDS = (
             "Runs prepare, pretrain, train and evaluate on one workdir: toy_birds in "
             "<workdir>/data, the DAMSM encoders in <workdir>/damsm, the run in <workdir>/train "
             "and its report, metrics, edit grid and caption sweep (test images edited with one "
-            "sentence in six colours) in <workdir>/train/eval/<step>. A rerun "
-            "reuses what an interrupted one finished. The default config, toy_demo, takes about "
-            "15 minutes on 2 CPU cores with AVX-512, about twice that with AVX2 only."
+            "sentence in six colours, and with colour pairs for body and wings) in "
+            "<workdir>/train/eval/<step>. A rerun reuses what an interrupted one finished. The "
+            "default config, toy_demo, takes about 15 minutes on 2 CPU cores with avx512f, about "
+            "twice that on the older avx2-only CPU."
         ),
         handler=command_demo,
         flags=(
@@ -454,8 +455,9 @@ COMMANDS = (
             "edit PSNR/SSIM, part-colour accuracy and background change; FID and IS when "
             "config.pretrained.fid_inception / inception are set) and writes metrics.json, "
             "report.md and PNG figures (on toy_birds with the caption sweep: test images edited "
-            "with one sentence in six colours) into --out (default <workdir>/eval/<step>). Without "
-            "--config it uses the workdir's own config."
+            "with one sentence in six colours, and with colour pairs for body and wings) into "
+            "--out (default <workdir>/eval/<step>). Without --config it uses the workdir's own "
+            "config."
         ),
         handler=command_evaluate,
         flags=(

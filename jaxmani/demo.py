@@ -72,4 +72,4 @@ def run_demo(
 def result_names() -> list[str]:
     """The metrics the demo prints when it ends: the README's demo table, then the sweep's."""
     colours = [sweep.accuracy_name(colour) for colour in sweep.SWEEP_COLOURS]
-    return [*SUMMARY, sweep.ACCURACY, *colours, sweep.UNNAMED]
+    return [*SUMMARY, sweep.ACCURACY, *colours, sweep.UNNAMED, sweep.BINDING]

@@ -286,6 +286,7 @@ TOY_COLUMNS = (
     "edited_part_accuracy",
     "sweep_colour_accuracy",
     "sweep_unnamed_following",
+    "sweep_binding_accuracy",
     "r_precision",
     "mp",
 )

@@ -89,6 +89,12 @@ METRICS: dict[str, tuple[str, str]] = {
         " 1/6 when the edits keep them, 1 when they paint the whole bird",
         "lower",
     ),
+    sweep.BINDING: (
+        "toy: with 'this bird has a <A> body and <B> wings' for six colour pairs in both orders, "
+        "how often the body and the wings are nearer their own colour than the other part's "
+        "(0.5 when G ignores which part a colour names, 1 when it binds them)",
+        "higher",
+    ),
     "fid": ("FID (config.evaluate.fid_protocol) of the edits against the test images", "lower"),
     "inception_score": ("Inception Score of the edits (seed protocol, 10 splits)", "higher"),
     "inception_score_std": ("std of the Inception Score over the splits (N - 1)", "-"),

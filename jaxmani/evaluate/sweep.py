@@ -1,12 +1,14 @@
-"""The caption sweep of a toy_birds model: test images edited with one sentence in many colours.
+"""The caption sweep of a toy_birds model: test images edited with sentences naming colours.
 
 Every toy_birds test image i < config.evaluate.sweep_images is edited (seed i) with
-`toy_birds.PROBE_TEMPLATE` in each SWEEP_COLOURS colour. `colour_following` measures, for each
-colour and over all of them, how often the edit asked for a colour is the one whose body and wings
-come nearest to it (chance 1/6), and the same over the parts the sentence does not name (1/6 when
-the edits keep them); the figure `caption_sweep` shows the first SWEEP_IMAGES rows, so
-one look shows whether the colours follow the words. `jaxmani evaluate` writes both for every
-toy_birds model.
+`toy_birds.PROBE_TEMPLATE` in each SWEEP_COLOURS colour, and with BINDING_TEMPLATE for each
+BINDING_PAIRS pair. `colour_following` measures, for each colour and over all of them, how often
+the edit asked for a colour is the one whose body and wings come nearest to it (chance 1/6), the
+same over the parts the sentence does not name (1/6 when the edits keep them), and how often the
+body and the wings take their own colour of a pair rather than the other part's (BINDING: 0.5
+when the edits ignore which part a colour names); the figure `caption_sweep` shows the probe
+edits of the first SWEEP_IMAGES rows, so one look shows whether the colours follow the words.
+`jaxmani evaluate` writes both for every toy_birds model.
 """
 
 import dataclasses
@@ -26,6 +28,11 @@ PROBE_PARTS = ("body", "wing")  # The parts toy_birds.PROBE_TEMPLATE gives its c
 UNNAMED_PARTS = tuple(part for part in toy_birds.PART_NAMES if part not in PROBE_PARTS)
 ACCURACY = "sweep_colour_accuracy"  # The metric over all colours; per colour, accuracy_name(c).
 UNNAMED = "sweep_unnamed_following"  # ACCURACY's measure over UNNAMED_PARTS: 1/6 if kept.
+BINDING_TEMPLATE = "this bird has a {0} body and {1} wings"  # PROBE_PARTS' colours, in order.
+# Neighbouring sweep colours, each pair in both orders, so an edit blind to the order scores 0.5.
+_NEIGHBOURS = tuple(zip(SWEEP_COLOURS, SWEEP_COLOURS[1:] + SWEEP_COLOURS[:1], strict=True))
+BINDING_PAIRS = _NEIGHBOURS + tuple((b, a) for a, b in _NEIGHBOURS)
+BINDING = "sweep_binding_accuracy"  # Body and wings nearer their own colour of a pair: 0.5 blind.
 
 
 def accuracy_name(colour: str) -> str:
@@ -35,17 +42,23 @@ def accuracy_name(colour: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SweepRow:
-    """One test image and its edits, one per SWEEP_COLOURS colour (uint8, the image's size)."""
+    """One test image and its edits (uint8, the image's size): one per `sweep_texts()` text."""
 
     example: dict[str, object]
     edits: list[np.ndarray]
 
 
+def sweep_texts() -> list[str]:
+    """The sweep's sentences: the probe in every SWEEP_COLOURS colour, then every binding pair."""
+    probes = [toy_birds.PROBE_TEMPLATE.format(colour) for colour in SWEEP_COLOURS]
+    return probes + [BINDING_TEMPLATE.format(*pair) for pair in BINDING_PAIRS]
+
+
 def sweep_rows(manipulator: Manipulator, count: int) -> list[SweepRow]:
-    """Test images 0 .. count-1, each edited (seed = its index) with the probe in every colour."""
-    texts = [toy_birds.PROBE_TEMPLATE.format(colour) for colour in SWEEP_COLOURS]
+    """Test images 0 .. count-1, each edited (seed = its index) with every sweep sentence."""
+    texts = sweep_texts()
     rows = []
-    with stage("evaluate", f"caption sweep of {count} test images in {len(texts)} colours"):
+    with stage("evaluate", f"caption sweep of {count} test images, {len(texts)} sentences each"):
         for index in range(count):
             example = toy_birds.generate_example(
                 toy_birds.example_seed("test", index), manipulator.image_size
@@ -56,8 +69,20 @@ def sweep_rows(manipulator: Manipulator, count: int) -> list[SweepRow]:
 
 
 def edits_of(rows: list[SweepRow], index: int) -> np.ndarray:
-    """The edits for colour SWEEP_COLOURS[index] of every row: (rows, H, W, 3) uint8."""
+    """The edits for sentence `sweep_texts()[index]` of every row: (rows, H, W, 3) uint8."""
     return np.stack([row.edits[index] for row in rows])
+
+
+def probe_part_masks(rows: list[SweepRow], part_names: tuple[str, ...]) -> np.ndarray:
+    """The rows' masks of `part_names`: (rows, H, W, parts) float32."""
+    parts = [toy_birds.PART_NAMES.index(part) for part in part_names]
+    masks = np.stack([np.asarray(row.example["part_masks"])[..., parts] for row in rows])
+    return masks.astype(np.float32)
+
+
+def visible_parts(masks: np.ndarray) -> np.ndarray:
+    """Which parts of each row show at least one pixel above the part threshold: (rows, parts)."""
+    return np.sum(masks > metrics.PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
 
 
 def colour_following(rows: list[SweepRow]) -> dict[str, float]:
@@ -66,20 +91,23 @@ def colour_following(rows: list[SweepRow]) -> dict[str, float]:
     has the part's mean colour nearest to it (ties share the credit), so an edit that ignores the
     words scores 1/6 and one that paints each named colour 1. UNNAMED is the same average over the
     parts the sentence does not name: 1/6 when the edits keep them, 1 when they paint the whole
-    bird."""
+    bird; BINDING is `binding_credit`."""
     per_colour = following_credit(rows, PROBE_PARTS)
     named = {accuracy_name(c): v for c, v in zip(SWEEP_COLOURS, per_colour, strict=True)}
-    unnamed = following_credit(rows, UNNAMED_PARTS)
-    return {ACCURACY: float(np.mean(per_colour)), **named, UNNAMED: float(np.mean(unnamed))}
+    unnamed = float(np.mean(following_credit(rows, UNNAMED_PARTS)))
+    return {
+        ACCURACY: float(np.mean(per_colour)),
+        **named,
+        UNNAMED: unnamed,
+        BINDING: binding_credit(rows),
+    }
 
 
 def following_credit(rows: list[SweepRow], part_names: tuple[str, ...]) -> list[float]:
     """Per SWEEP_COLOURS colour: the mean credit, over the visible `part_names` parts of every
     image, of that colour's edit being the one whose part mean is nearest to the colour."""
-    parts = [toy_birds.PART_NAMES.index(part) for part in part_names]
-    masks = np.stack([np.asarray(row.example["part_masks"])[..., parts] for row in rows])
-    masks = masks.astype(np.float32)
-    visible = np.sum(masks > metrics.PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
+    masks = probe_part_masks(rows, part_names)
+    visible = visible_parts(masks)
     means = np.stack(
         [
             np.asarray(metrics.part_means(edits_of(rows, index).astype(np.float32), masks))
@@ -95,10 +123,31 @@ def following_credit(rows: list[SweepRow], part_names: tuple[str, ...]) -> list[
     return credits
 
 
+def binding_credit(rows: list[SweepRow]) -> float:
+    """Over every BINDING_PAIRS edit and visible PROBE_PARTS part of every row: whether the part's
+    mean colour is nearer the colour the sentence gives it than the other part's colour (ties
+    half). Each pair comes in both orders, so an edit that ignores which part a colour names
+    scores 0.5, one that paints each part its own colour 1, one that swaps them 0."""
+    masks = probe_part_masks(rows, PROBE_PARTS)
+    visible = visible_parts(masks)
+    palette = {c: toy_birds.PALETTE_RGB[toy_birds.COLOR_NAMES.index(c)] for c in SWEEP_COLOURS}
+    credits = []
+    for index, pair in enumerate(BINDING_PAIRS, start=len(SWEEP_COLOURS)):
+        edits = edits_of(rows, index).astype(np.float32)
+        means = np.asarray(metrics.part_means(edits, masks))  # (rows, parts, 3)
+        own = np.stack([palette[c] for c in pair])
+        other = own[::-1]
+        to_own = np.sum(np.square(means - own), axis=-1)
+        to_other = np.sum(np.square(means - other), axis=-1)
+        credit = (to_own < to_other) + 0.5 * (to_own == to_other)
+        credits.append(credit[visible])
+    return float(np.mean(np.concatenate(credits)))
+
+
 def caption_sweep(rows: list[SweepRow]) -> Image.Image:
     """A grid: the first SWEEP_IMAGES rows, each a test image and its edits in every colour."""
     shown = rows[:SWEEP_IMAGES]
-    images = [[np.asarray(row.example["image"]), *row.edits] for row in shown]
+    images = [[np.asarray(row.example["image"]), *row.edits[: len(SWEEP_COLOURS)]] for row in shown]
     captions = [row.example["captions"][0] for row in shown]
     headers = ["test image", *SWEEP_COLOURS]
     return figures.grid_rows(images, captions, headers, text_width=240)

@@ -31,6 +31,7 @@ PAPER_AND_TOY = {
     "part_attention_lift",
     sweep.ACCURACY,
     sweep.UNNAMED,
+    sweep.BINDING,
     *(sweep.accuracy_name(colour) for colour in sweep.SWEEP_COLOURS),
 }
 
