@@ -80,6 +80,11 @@ def part_means(images: jax.Array, part_masks: jax.Array) -> jax.Array:
     return sums / jnp.maximum(jnp.sum(inside, axis=(1, 2)), 1.0)[..., None]
 
 
+def visible_parts(part_masks: jax.Array) -> jax.Array:
+    """(B, P) bool: which parts have at least one pixel above PART_PIXEL_THRESHOLD."""
+    return jnp.sum(part_masks > PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
+
+
 def part_colours(images: jax.Array, part_masks: jax.Array, palette: jax.Array) -> jax.Array:
     """Palette index nearest (RGB distance) to the mean colour inside each part: (B, P) int32."""
     means = part_means(images, part_masks)
@@ -96,7 +101,7 @@ def part_colour_accuracy(
 ) -> jax.Array:
     """Per image: the fraction of the visible parts (`parts`-selected, (B, P) bool, if given)
     whose nearest-palette mean colour is the target colour; NaN for an image with none."""
-    counted = jnp.sum(part_masks > PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
+    counted = visible_parts(part_masks)
     if parts is not None:
         counted = counted & parts
     correct = (part_colours(images, part_masks, palette) == target_colours) & counted

@@ -80,11 +80,6 @@ def probe_part_masks(rows: list[SweepRow], part_names: tuple[str, ...]) -> np.nd
     return masks.astype(np.float32)
 
 
-def visible_parts(masks: np.ndarray) -> np.ndarray:
-    """Which parts of each row show at least one pixel above the part threshold: (rows, parts)."""
-    return np.sum(masks > metrics.PART_PIXEL_THRESHOLD, axis=(1, 2)) > 0
-
-
 def colour_following(rows: list[SweepRow]) -> dict[str, float]:
     """Per sweep colour (accuracy_name) and averaged over them (ACCURACY): for each visible
     PROBE_PARTS part of each image, whether of the image's six edits the one asked for that colour
@@ -107,7 +102,7 @@ def following_credit(rows: list[SweepRow], part_names: tuple[str, ...]) -> list[
     """Per SWEEP_COLOURS colour: the mean credit, over the visible `part_names` parts of every
     image, of that colour's edit being the one whose part mean is nearest to the colour."""
     masks = probe_part_masks(rows, part_names)
-    visible = visible_parts(masks)
+    visible = np.asarray(metrics.visible_parts(masks))
     means = np.stack(
         [
             np.asarray(metrics.part_means(edits_of(rows, index).astype(np.float32), masks))
@@ -129,7 +124,7 @@ def binding_credit(rows: list[SweepRow]) -> float:
     half). Each pair comes in both orders, so an edit that ignores which part a colour names
     scores 0.5, one that paints each part its own colour 1, one that swaps them 0."""
     masks = probe_part_masks(rows, PROBE_PARTS)
-    visible = visible_parts(masks)
+    visible = np.asarray(metrics.visible_parts(masks))
     palette = {c: toy_birds.PALETTE_RGB[toy_birds.COLOR_NAMES.index(c)] for c in SWEEP_COLOURS}
     credits = []
     for index, pair in enumerate(BINDING_PAIRS, start=len(SWEEP_COLOURS)):
